@@ -1,0 +1,48 @@
+# Two commands do all of the set-up: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON312 := $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SOURCES := $(shell find vs_superslomo csrc models -type f -not -name '*.pyc') setup.py pyproject.toml setup.cfg
+
+.PHONY: demo test lint data train evaluate bench clean
+
+$(VENV)/.deps: pyproject.toml
+	@test -n "$(PYTHON312)" || { echo "error: python3.12 is required (VapourSynth R81 wheels need it)" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
+	$(PIP) install --upgrade "pip>=24" "setuptools>=69" wheel
+	$(PIP) install "vapoursynth>=81"
+	$(PIP) install "torch>=2.4" "numpy>=1.26" "vsutil>=0.8" "safetensors>=0.4.3" "tqdm>=4.66" "pillow>=10.0" \
+		"pytest>=8.0" "hypothesis>=6.100" "ruff>=0.5" "mypy>=1.10" "scikit-image>=0.22" "imageio-ffmpeg>=0.5" \
+		"vapoursynth-mvtools>=24" "vapoursynth-bestsource>=10"
+	$(VENV)/bin/vapoursynth config
+	touch $@
+
+# The package is installed (not editable) so that the native plugin lands in vapoursynth's plugin folder.
+$(VENV)/.installed: $(VENV)/.deps $(SOURCES)
+	$(PIP) install --no-build-isolation --no-deps --force-reinstall . >/dev/null
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/demo.py
+
+test: $(VENV)/.installed lint
+	cd tests && ../$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check vs_superslomo tests benchmarks examples
+	$(VENV)/bin/mypy
+
+data: $(VENV)/.installed
+	$(PY) -m vs_superslomo.train.sources
+
+train: $(VENV)/.installed
+	$(PY) -m vs_superslomo.train --out $${VS_SUPERSLOMO_DATA:-$$HOME/.cache/vs-superslomo}/runs/w8 \
+		--config configs/w8.json --init models/superslomo.safetensors
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/engine_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

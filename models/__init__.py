@@ -1,0 +1,1 @@
+"""Shipped model files (installed as the vs_superslomo.models package data)."""

@@ -1,0 +1,162 @@
+"""Model files: our safetensors format, the original Super-SloMo .ckpt import, and model lookup.
+
+Loading never unpickles arbitrary objects: safetensors holds only tensors and string metadata, and
+the original checkpoint is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .network import ModelConfig, SuperSloMo
+
+FORMAT_NAME = "vs-superslomo"
+FORMAT_VERSION = "1"
+DEFAULT_MODEL_NAME = "superslomo.safetensors"
+# Users can point every entry point at another default model with this variable.
+MODEL_ENV_VAR = "VS_SUPERSLOMO_MODEL"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, unreadable, or does not describe a valid model."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(f"model file {os.fspath(path)!r}: {problem}")
+        self.path = os.fspath(path)
+        self.problem = problem
+
+
+def save_model(model: SuperSloMo, path: str | os.PathLike[str], provenance: dict[str, Any] | None = None) -> None:
+    """Write the model's weights, config and provenance (training data, steps, scores) as safetensors."""
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_json(),
+        "provenance": json.dumps(provenance or {}, sort_keys=True),
+    }
+    tmp = Path(os.fspath(path) + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The string metadata of a safetensors model file."""
+    from safetensors import safe_open
+
+    _check_file(path)
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as e:
+        raise ModelFileError(path, f"not a readable safetensors file ({e})") from None
+
+
+def provenance_of(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Training data, steps and validation scores recorded in a model file."""
+    return dict(json.loads(read_metadata(path).get("provenance", "{}")))
+
+
+def _check_file(path: str | os.PathLike[str]) -> None:
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(path, "no such file")
+    if not p.is_file():
+        raise ModelFileError(path, "not a regular file")
+    if p.stat().st_size == 0:
+        raise ModelFileError(path, "file is empty")
+
+
+def _build(path: str | os.PathLike[str], config: ModelConfig, state: dict[str, Tensor]) -> SuperSloMo:
+    model = SuperSloMo(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise ModelFileError(
+            path, f"weights do not match the config (missing {missing[:4]}, unexpected {extra[:4]})"
+        )
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise ModelFileError(
+                path,
+                f"tensor {key!r} has shape {tuple(state[key].shape)}, the config expects {tuple(ref.shape)}",
+            )
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+    return model.eval()
+
+
+def load_safetensors(path: str | os.PathLike[str]) -> SuperSloMo:
+    """Load a model written by :func:`save_model`."""
+    metadata = read_metadata(path)
+    if metadata.get("format") != FORMAT_NAME:
+        raise ModelFileError(path, f"not a {FORMAT_NAME} model (metadata format={metadata.get('format')!r})")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(path, f"unsupported format version {metadata.get('format_version')!r}")
+    try:
+        config = ModelConfig.from_json(metadata["config"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise ModelFileError(path, f"invalid config in metadata ({e})") from None
+    try:
+        state = load_file(os.fspath(path))
+    except (SafetensorError, OSError) as e:
+        raise ModelFileError(path, f"cannot read tensors ({e})") from None
+    return _build(path, config, state)
+
+
+def load_original_checkpoint(path: str | os.PathLike[str]) -> SuperSloMo:
+    """Import the public avinashpaliwal/Super-SloMo ``SuperSloMo.ckpt`` (weights only, strictly)."""
+    _check_file(path)
+    try:
+        # The original trainer stores a datetime next to the weights; nothing else is allowed.
+        with torch.serialization.safe_globals([datetime.datetime]):
+            data = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for hostile or corrupt pickles
+        raise ModelFileError(path, f"not a loadable weights-only checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict) or "state_dictFC" not in data or "state_dictAT" not in data:
+        raise ModelFileError(path, "not an original Super-SloMo checkpoint (needs state_dictFC and state_dictAT)")
+    state: dict[str, Tensor] = {}
+    for prefix, key in (("flow_net.", "state_dictFC"), ("interp_net.", "state_dictAT")):
+        part = data[key]
+        if not isinstance(part, dict):
+            raise ModelFileError(path, f"{key} is not a state dict")
+        for name, tensor in part.items():
+            if not isinstance(tensor, Tensor):
+                raise ModelFileError(path, f"{key}[{name!r}] is not a tensor")
+            state[prefix + name] = tensor
+    return _build(path, ModelConfig.original(), state)
+
+
+def default_model_path() -> Path:
+    """Where the shipped default model lives (or the file named by VS_SUPERSLOMO_MODEL)."""
+    override = os.environ.get(MODEL_ENV_VAR)
+    if override:
+        return Path(override)
+    try:
+        return Path(str(resources.files("vs_superslomo.models").joinpath(DEFAULT_MODEL_NAME)))
+    except ModuleNotFoundError:  # running from a source checkout that is not installed
+        return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+
+
+def load_model(path: str | os.PathLike[str] | None = None) -> SuperSloMo:
+    """Load a model: the shipped default, a ``.safetensors`` file, or an original ``.ckpt``."""
+    if path is None:
+        path = default_model_path()
+        if not path.exists():
+            raise ModelFileError(
+                path,
+                "no default model is installed; pass a model file (ours or an original SuperSloMo.ckpt)",
+            )
+    if Path(path).suffix.lower() in (".ckpt", ".pth", ".pt"):
+        return load_original_checkpoint(path)
+    return load_safetensors(path)

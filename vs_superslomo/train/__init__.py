@@ -1,0 +1,1 @@
+"""Training: data, synthetic motion, losses, trainer and validation."""

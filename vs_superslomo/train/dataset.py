@@ -1,0 +1,177 @@
+"""Training batches (real windows and synthetic motion) and the fixed validation set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from . import sources
+from .synthetic import MotionRanges, PhotoBank, synthetic_sample
+
+# The validation set is fixed by this seed (synthetic scenes) and by the clip-level split in sources.
+VALIDATION_SEED = 20261125
+# Every tenth photograph (in sorted path order) is kept out of training for synthetic validation.
+HELD_OUT_PHOTO_EVERY = 10
+
+
+def _load_rgb(path: Path, max_side: int) -> np.ndarray:
+    img = Image.open(path).convert("RGB")
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return np.asarray(img)
+
+
+def _load_rgba(path: Path, max_side: int) -> np.ndarray | None:
+    img = Image.open(path)
+    if img.mode not in ("RGBA", "LA", "P"):
+        return None
+    img = img.convert("RGBA")
+    bbox = img.getchannel("A").point(lambda a: 255 if a > 8 else 0).getbbox()
+    if bbox is None:
+        return None
+    img = img.crop(bbox)
+    if min(img.size) < 24:
+        return None
+    img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return np.asarray(img)
+
+
+def photo_bank(split: str, max_photos: int | None = None, max_cutouts: int | None = None) -> PhotoBank:
+    """Photos for ``split`` ("train" or "val"); cut-out stamps only for training."""
+    paths = sorted(sources.photo_paths())
+    chosen = [p for i, p in enumerate(paths) if (i % HELD_OUT_PHOTO_EVERY == 0) == (split == "val")]
+    photos = [_load_rgb(p, 768) for p in chosen[:max_photos]]
+    cutouts: list[np.ndarray] = []
+    if split == "train":
+        for p in sorted(sources.stamp_paths())[:max_cutouts]:
+            c = _load_rgba(p, 256)
+            if c is not None:
+                cutouts.append(c)
+    return PhotoBank(photos, cutouts)
+
+
+def _to_tensor(frame: np.ndarray) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255
+
+
+@dataclass
+class RealWindows:
+    """Random windows of consecutive frames from real (or rendered) training clips."""
+
+    clips: list[tuple[np.ndarray, list[tuple[int, int]]]]
+
+    @classmethod
+    def load(cls, kinds: tuple[str, ...]) -> RealWindows:
+        clips = []
+        for clip in sources.CLIPS:
+            if clip.split not in kinds:
+                continue
+            ranges = sources.shots(clip, "train")
+            if ranges:
+                clips.append((sources.clip_frames(clip), ranges))
+        return cls(clips)
+
+    def sample(self, rng: np.random.Generator, size: int) -> dict[str, Tensor]:
+        length = int(rng.choice([3, 3, 5, 9]))  # t = 1/2, k/4 and k/8 as in the paper's windows
+        while True:
+            frames, ranges = self.clips[rng.integers(len(self.clips))]
+            usable = [r for r in ranges if r[1] - r[0] >= length]
+            if usable:
+                break
+            length = 3
+        start, end = usable[rng.integers(len(usable))]
+        first = int(rng.integers(start, end - length + 1))
+        k = int(rng.integers(1, length - 1))
+        window = [_to_tensor(frames[first + j]) for j in (0, k, length - 1)]
+        t = k / (length - 1)
+        stack = torch.stack(window)  # (3, 3, H, W)
+        h, w = stack.shape[-2:]
+        scale = rng.uniform(0.5, 1.0) if min(h, w) * 0.5 >= size else 1.0
+        scale = max(scale, size / min(h, w))
+        if abs(scale - 1.0) > 1e-3:
+            stack = F.interpolate(stack, scale_factor=scale, mode="bilinear", antialias=True, align_corners=False)
+        h, w = stack.shape[-2:]
+        y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        stack = stack[..., y : y + size, x : x + size]
+        if rng.random() < 0.5:
+            stack = stack.flip(-1)
+        if rng.random() < 0.2:
+            stack = stack.flip(-2)
+        if rng.random() < 0.5:
+            stack, t = stack.flip(0), 1 - t
+        empty = torch.zeros(2, size, size)
+        return {"i0": stack[0], "it": stack[1], "i1": stack[2], "t": torch.tensor(t), "f01": empty,
+                "f10": empty, "v01": empty[0], "v10": empty[0], "has_flow": torch.tensor(0.0)}
+
+
+def collate(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+@dataclass
+class ValidationItem:
+    """Two input frames and the ground-truth frames at ``timesteps`` between them."""
+
+    name: str
+    frame0: Tensor  # (3, H, W)
+    frame1: Tensor
+    targets: list[Tensor]
+    timesteps: list[float]
+
+
+def real_validation(factor: int, windows_per_clip: int = 6) -> list[ValidationItem]:
+    """Evenly spaced windows of ``factor + 1`` frames from the held-out clips; the middle ones are dropped."""
+    items = []
+    for clip in sources.CLIPS:
+        for start, end in sources.shots(clip, "val"):
+            frames = sources.clip_frames(clip)
+            firsts = np.linspace(start, end - factor - 1, windows_per_clip).round().astype(int)
+            for first in firsts:
+                f = [_to_tensor(frames[first + j]) for j in range(factor + 1)]
+                items.append(ValidationItem(f"{clip.name}", f[0], f[-1], f[1:-1],
+                                            [j / factor for j in range(1, factor)]))
+    return items
+
+
+def synthetic_validation(factor: int, count: int = 12, size: int = 256) -> list[ValidationItem]:
+    """A fixed set of synthetic scenes from held-out photos (seeded by VALIDATION_SEED)."""
+    from .synthetic import random_scene
+
+    bank = photo_bank("val")
+    rng = np.random.default_rng(VALIDATION_SEED + factor)
+    ranges = MotionRanges(max_shift=32.0, noise=0.0)
+    items = []
+    for _ in range(count):
+        scene = random_scene(bank, rng, size, ranges)
+        frames = [scene.render(j / factor)[0] for j in range(factor + 1)]
+        items.append(ValidationItem("synthetic", frames[0], frames[-1], frames[1:-1],
+                                    [j / factor for j in range(1, factor)]))
+    return items
+
+
+class TrainingBatches:
+    """Mixes synthetic samples with real windows; rendered clips are at most a fifth of real samples."""
+
+    def __init__(self, size: int, synthetic_fraction: float, ranges: MotionRanges,
+                 max_cutouts: int | None = None) -> None:
+        self.size = size
+        self.synthetic_fraction = synthetic_fraction
+        self.ranges = ranges
+        self.bank = photo_bank("train", max_cutouts=max_cutouts)
+        self.real = RealWindows.load(("train",))
+        self.rendered = RealWindows.load(("rendered",))
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Tensor]:
+        if rng.random() < self.synthetic_fraction:
+            return synthetic_sample(self.bank, rng, self.size, self.ranges)
+        if self.rendered.clips and rng.random() < 0.15:
+            return self.rendered.sample(rng, self.size)
+        return self.real.sample(rng, self.size)
+
+    def batch(self, rng: np.random.Generator, count: int) -> dict[str, Tensor]:
+        return collate([self.sample(rng) for _ in range(count)])
