@@ -13,9 +13,7 @@ $(VENV)/.deps: pyproject.toml
 	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
 	$(PIP) install --upgrade "pip>=24" "setuptools>=69" wheel
 	$(PIP) install "vapoursynth>=81"
-	$(PIP) install "torch>=2.4" "numpy>=1.26" "vsutil>=0.8" "safetensors>=0.4.3" "tqdm>=4.66" "pillow>=10.0" \
-		"pytest>=8.0" "hypothesis>=6.100" "ruff>=0.5" "mypy>=1.10" "scikit-image>=0.22" "imageio-ffmpeg>=0.5" \
-		"vapoursynth-mvtools>=24" "vapoursynth-bestsource>=10"
+	$(PIP) install --no-build-isolation ".[test,train,cli]"
 	$(VENV)/bin/vapoursynth config
 	touch $@
 

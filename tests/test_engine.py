@@ -1,0 +1,139 @@
+"""The engine: padding and cropping, the flow cache, flow_scale, devices, and its image API."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import make_model
+
+from vs_superslomo import Interpolator
+from vs_superslomo.engine import BoundedComputeCache
+
+
+@pytest.fixture(scope="module")
+def engine() -> Interpolator:
+    return Interpolator(make_model(width=4), device="cpu")
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 7), (17, 33), (32, 32), (45, 64), (31, 100)])
+def test_any_frame_size_comes_back_exactly(engine: Interpolator, h: int, w: int) -> None:
+    a, b = np.random.rand(h, w, 3).astype(np.float32), np.random.rand(h, w, 3).astype(np.float32)
+    out = engine.interpolate(a, b, [0.5])
+    assert len(out) == 1 and out[0].shape == (h, w, 3) and out[0].dtype == np.float32
+    assert np.isfinite(out[0]).all() and out[0].min() >= 0 and out[0].max() <= 1
+
+
+def test_padding_is_replication_not_resizing(engine: Interpolator) -> None:
+    torch.manual_seed(0)
+    a, b = torch.rand(1, 3, 40, 50), torch.rand(1, 3, 40, 50)
+    got = engine.interpolate_tensors(a, b, [0.4])
+    pa, pb = (F.pad(x, (0, 14, 0, 24), mode="replicate") for x in (a, b))
+    with torch.inference_mode():
+        full = engine.model(pa, pb, torch.tensor([0.4])).clamp(0, 1)
+    assert torch.allclose(got, full[..., :40, :50], atol=1e-5)
+
+
+def test_flows_are_computed_once_per_pair_and_reused(engine: Interpolator) -> None:
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    engine.flow_cache.clear()
+    before = engine.flow_cache.computations
+    first = engine.interpolate_tensors(a, b, [0.25], key=("pair", 7))
+    second = engine.interpolate_tensors(a, b, [0.25, 0.5, 0.75], key=("pair", 7))
+    assert engine.flow_cache.computations - before == 1
+    assert torch.allclose(first[0], second[0], atol=1e-6)
+
+
+def test_cache_is_bounded_and_never_computes_a_pair_twice_concurrently() -> None:
+    cache = BoundedComputeCache(3)
+    running = {"now": 0, "max": 0}
+    lock = threading.Lock()
+    calls: dict[int, int] = {}
+    gate = threading.Event()
+
+    def compute(key: int) -> int:
+        with lock:
+            calls[key] = calls.get(key, 0) + 1
+            running["now"] += 1
+            running["max"] = max(running["max"], running["now"])
+        gate.wait(0.05)
+        with lock:
+            running["now"] -= 1
+        return key * 10
+
+    results: list[int] = []
+
+    def worker(key: int) -> None:
+        results.append(cache.get(key, lambda: compute(key)))
+
+    threads = [threading.Thread(target=worker, args=(0,)) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == {0: 1} and results == [0] * 16
+    for k in range(1, 50):
+        cache.get(k, lambda k=k: k)
+    assert len(cache) <= 3
+
+
+def test_failed_computation_is_not_cached() -> None:
+    cache = BoundedComputeCache(2)
+
+    def boom() -> int:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        cache.get("k", boom)
+    assert cache.get("k", lambda: 5) == 5
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.25])
+def test_flow_scale_runs_the_flow_net_on_smaller_frames(scale: float) -> None:
+    model = make_model(width=4)
+    seen: list[tuple[int, ...]] = []
+    hook = model.flow_net.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+    engine = Interpolator(model, device="cpu", flow_scale=scale)
+    out = engine.interpolate(np.random.rand(70, 90, 3).astype(np.float32),
+                             np.random.rand(70, 90, 3).astype(np.float32), [0.5])
+    hook.remove()
+    assert out[0].shape == (70, 90, 3)
+    padded = engine.multiple * -(-70 // engine.multiple), engine.multiple * -(-90 // engine.multiple)
+    assert seen == [(1, 6, int(padded[0] * scale), int(padded[1] * scale))]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"flow_scale": 0.3}, "flow_scale"), ({"device": "tpu"}, "device"), ({"fp16": True}, "fp16"),
+     ({"max_batch": 0}, "max_batch")],
+)
+def test_bad_engine_settings(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Interpolator(make_model(width=4), **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("t", [0.0, 1.0, -0.1, 1.5])
+def test_timesteps_must_be_inside_the_pair(engine: Interpolator, t: float) -> None:
+    with pytest.raises(ValueError, match="strictly between"):
+        engine.interpolate(np.zeros((8, 8, 3), np.float32), np.zeros((8, 8, 3), np.float32), [t])
+
+
+def test_batches_of_timesteps_match_single_calls() -> None:
+    engine = Interpolator(make_model(width=4), device="cpu", max_batch=2)
+    a, b = torch.rand(1, 3, 40, 40), torch.rand(1, 3, 40, 40)
+    batch = engine.interpolate_tensors(a, b, [0.1, 0.3, 0.6, 0.9, 0.95])
+    for i, t in enumerate([0.1, 0.3, 0.6, 0.9, 0.95]):
+        assert torch.allclose(batch[i], engine.interpolate_tensors(a, b, [t])[0], atol=1e-5)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (our CI has none)")
+def test_cuda_fp16_matches_cpu_roughly() -> None:
+    model = make_model(width=4)
+    a, b = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    cpu = Interpolator(model, device="cpu").interpolate_tensors(a, b, [0.5])
+    gpu = Interpolator(make_model(width=4), device="cuda", fp16=True).interpolate_tensors(a, b, [0.5])
+    assert (cpu - gpu).abs().max() < 0.02

@@ -1,0 +1,90 @@
+"""The Super SloMo network: architecture, flow approximation, warping and fusion."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import make_model
+
+from vs_superslomo import ModelConfig, SuperSloMo
+from vs_superslomo.network import approximate_flows, backward_warp
+
+
+def test_paper_width_has_39_6_million_parameters() -> None:
+    net = SuperSloMo(ModelConfig(width=32))
+    count = sum(p.numel() for p in net.parameters())
+    assert round(count / 1e6, 1) == 39.6
+
+
+def test_unet_channels_match_the_paper() -> None:
+    net = SuperSloMo(ModelConfig(width=8))
+    assert net.flow_net.conv1.in_channels == 6 and net.flow_net.conv3.out_channels == 4
+    assert net.interp_net.conv1.in_channels == 20 and net.interp_net.conv3.out_channels == 5
+    assert net.flow_net.conv1.kernel_size == (7, 7) and net.flow_net.down1.conv1.kernel_size == (5, 5)
+    assert net.flow_net.down5.conv1.kernel_size == (3, 3)
+
+
+def test_flow_approximation_formulas() -> None:
+    f01 = torch.randn(1, 2, 4, 4)
+    f10 = torch.randn(1, 2, 4, 4)
+    t = torch.tensor(0.3).view(1, 1, 1, 1)
+    ft0, ft1 = approximate_flows(f01, f10, t)
+    assert torch.allclose(ft0, -(1 - 0.3) * 0.3 * f01 + 0.09 * f10)
+    assert torch.allclose(ft1, (0.7**2) * f01 - 0.3 * 0.7 * f10)
+
+
+def test_exact_warp_with_zero_flow_is_identity_and_integer_shift_moves_pixels() -> None:
+    img = torch.rand(1, 3, 9, 13)
+    zero = torch.zeros(1, 2, 9, 13)
+    assert torch.allclose(backward_warp(img, zero), img, atol=1e-6)
+    shift = torch.zeros(1, 2, 9, 13)
+    shift[:, 0] = 2.0  # sample two pixels to the right
+    out = backward_warp(img, shift)
+    assert torch.allclose(out[..., :-2], img[..., 2:], atol=1e-5)
+    assert torch.allclose(out[..., -2:], img[..., -1:].expand(-1, -1, -1, 2), atol=1e-5)  # border padding
+
+
+def test_legacy_warp_reproduces_the_original_normalisation() -> None:
+    img = torch.rand(1, 3, 8, 10)
+    flow = torch.randn(1, 2, 8, 10)
+    h, w = 8, 10
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    x = 2 * ((xs + flow[0, 0]) / w - 0.5)
+    y = 2 * ((ys + flow[0, 1]) / h - 0.5)
+    expected = F.grid_sample(img, torch.stack((x, y), -1)[None], align_corners=True)
+    assert torch.allclose(backward_warp(img, flow, "legacy"), expected, atol=1e-6)
+
+
+def test_any_number_of_timesteps_in_one_batch() -> None:
+    net = make_model()
+    a, b = torch.rand(1, 3, 64, 96), torch.rand(1, 3, 64, 96)
+    with torch.inference_mode():
+        batch = net(a, b, torch.tensor([0.1, 0.5, 0.9]))
+        single = net(a, b, torch.tensor([0.5]))
+    assert batch.shape == (3, 3, 64, 96)
+    assert torch.allclose(batch[1], single[0], atol=1e-5)
+
+
+def test_fusion_follows_the_visibility_formula() -> None:
+    net = make_model()
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    t = torch.tensor([0.25])
+    with torch.inference_mode():
+        i0, i1 = net.normalize(a), net.normalize(b)
+        f01, f10 = net.compute_flows(i0, i1)
+        syn = net.synthesize(i0, i1, f01, f10, t)
+        g0 = backward_warp(i0, syn.flow_t0)
+        g1 = backward_warp(i1, syn.flow_t1)
+        v0 = syn.visibility_t0
+        expected = (0.75 * v0 * g0 + 0.25 * (1 - v0) * g1) / (0.75 * v0 + 0.25 * (1 - v0)) + net.mean
+    assert torch.allclose(syn.frame, expected, atol=1e-5)
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="width"):
+        ModelConfig(width=0)
+    with pytest.raises(ValueError, match="warp"):
+        ModelConfig(warp="nearest")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown config keys"):
+        ModelConfig.from_json('{"width": 8, "depth": 3}')
