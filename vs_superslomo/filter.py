@@ -29,8 +29,11 @@ from .timing import Timing
 core = vs.core
 
 DEFAULT_SC_THRESHOLD = 0.12
-# Scene-cut statistics are computed on frames downscaled to at most this width.
-SC_ANALYSIS_WIDTH = 320
+# Scene cuts are judged on frames downscaled to this width: the layout of a shot survives, so
+# a cut changes it a lot, while motion within a shot moves content by a small fraction of it.
+SC_ANALYSIS_WIDTH = 48
+# A cut's difference must also exceed this multiple of its neighbouring pairs' differences.
+SC_NEIGHBOUR_RATIO = 1.6
 TIME_PROP = "SloMoTime"
 
 
@@ -66,7 +69,8 @@ def _default_color(clip: vs.VideoNode, props: vs.FrameProps) -> ColorSpec:
         matrix=0 if is_rgb else prop("_Matrix", (2,), 1 if hd else 6),
         transfer=prop("_Transfer", (0, 2, 3), 1),
         primaries=prop("_Primaries", (0, 2, 3), 1 if hd else 6),
-        range=prop("_ColorRange", (), 0 if is_rgb or fmt.sample_type == vs.FLOAT else 1),
+        # R81 names the range prop _Range; earlier API4 cores call it _ColorRange.
+        range=prop("_Range" if "_Range" in props else "_ColorRange", (), 0 if is_rgb else 1),
         chromaloc=prop("_ChromaLocation", (), 0),
     )
 
@@ -92,6 +96,14 @@ def _from_rgbs(rgb: vs.VideoNode, fmt: vs.VideoFormat, color: ColorSpec) -> vs.V
         primaries=color.primaries, range_in=0, range=color.range,
         chromaloc=color.chromaloc if fmt.color_family == vs.YUV else None,
     )
+
+
+def is_scene_cut(diff: float, before: float, after: float, threshold: float) -> bool:
+    """A pair is a cut when its difference is above the threshold and stands out from its neighbours.
+
+    Fast motion raises the difference of every pair in a shot alike; a cut raises only its own.
+    """
+    return diff > threshold and diff > SC_NEIGHBOUR_RATIO * max(before, after)
 
 
 def _aligned(clip: vs.VideoNode, indices: list[int], fps: Fraction) -> vs.VideoNode:
@@ -267,28 +279,30 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, sc: b
 
     interp = core.std.ModifyFrame(interp, [interp, first, second], with_props)
 
+    prop_src = [first, second]
     if sc:
         small_w = min(clip.width, SC_ANALYSIS_WIDTH)
         small_h = max(1, round(clip.height * small_w / clip.width))
         green = core.resize.Bilinear(core.std.ShufflePlanes(rgb, 1, vs.GRAY), small_w, small_h)
+        # stats[i] measures pair (i, i + 1); its neighbours are the pairs before and after it.
         stats = core.std.PlaneStats(green, green[1:] + green[last])
-        stats = _aligned(stats, starts, out_fps)
-    else:
-        stats = first
+        before = stats[0] + stats[:last] if last > 0 else stats
+        after = stats[1:] + stats[last] if last > 0 else stats
+        prop_src += [_aligned(c, starts, out_fps) for c in (stats, before, after)]
 
     def select(n: int, f: list[vs.VideoFrame]) -> vs.VideoNode:
         t = timing.slot(n).t
         if t == 0:
             return first
-        cut = bool(f[1].props.get("_SceneChangeNext", 0)) or bool(f[2].props.get("_SceneChangePrev", 0))
+        cut = bool(f[0].props.get("_SceneChangeNext", 0)) or bool(f[1].props.get("_SceneChangePrev", 0))
         if sc and not cut:
-            diff = f[0].props.get("PlaneStatsDiff", 0.0)
-            cut = isinstance(diff, float) and diff > sc_threshold
+            diff, before, after = (float(x.props.get("PlaneStatsDiff", 0.0)) for x in f[2:5])  # type: ignore[arg-type]
+            cut = is_scene_cut(diff, before, after, sc_threshold)
         if cut:
             return first if t < Fraction(1, 2) else second
         return interp
 
-    out = core.std.FrameEval(first, select, prop_src=[stats, first, second], clip_src=[first, second, interp])
+    out = core.std.FrameEval(first, select, prop_src=prop_src, clip_src=[first, second, interp])
     return core.std.SetFrameProps(out, _DurationNum=out_fps.denominator, _DurationDen=out_fps.numerator)
 
 
