@@ -68,5 +68,5 @@ def total_loss(
     w = weights
     loss = (w.reconstruction * rec + w.census * cen + w.warping * warp + w.smoothness * smooth
             + w.flow * flow_weight_scale * epe)
-    parts = {"rec": float(rec), "census": float(cen), "warp": float(warp), "smooth": float(smooth), "epe": float(epe)}
+    parts = {k: float(v.detach()) for k, v in (("rec", rec), ("census", cen), ("warp", warp), ("smooth", smooth), ("epe", epe))}
     return loss, parts
