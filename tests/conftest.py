@@ -27,6 +27,8 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_vspipe(args: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def run_vspipe(
+    args: list[str], timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([str(VENV_BIN / "vspipe"), *args], capture_output=True, timeout=timeout, env=full_env)

@@ -123,7 +123,7 @@ def test_source_time_frames_are_bit_exact_in_the_y4m_stream(tmp_path: Path, mode
     a = run_vspipe(["-c", "y4m", str(src), "-"], env=model_env)
     b = run_vspipe(["-c", "y4m", str(out), "-"], env=model_env)
     assert a.returncode == 0 and b.returncode == 0, b.stderr.decode()
-    fa, source_frames = y4m_frames(a.stdout, size)
+    _, source_frames = y4m_frames(a.stdout, size)
     fb, output_frames = y4m_frames(b.stdout, size)
     assert fb["F"] == "72:1" and fb["C"].startswith("420p10")
     assert len(source_frames) == 5 and len(output_frames) == 15

@@ -171,13 +171,13 @@ class Interpolator:
         self.flow_scale = float(flow_scale)
         self.pad_mode: PadMode = pad_mode
         self.max_batch = max_batch
-        self.multiple = int(round(SIZE_MULTIPLE / self.flow_scale))
+        self.multiple = round(SIZE_MULTIPLE / self.flow_scale)
         # Measured on 2 x86 cores with the default width: channels-last was 2x slower, so it is opt-in.
         self.channels_last = channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = model.to(self.device, self.dtype).eval()
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.flow_cache = BoundedComputeCache(cache_pairs)
         # On the CPU one evaluation already uses every core; running several at once only
         # multiplies memory, so network calls are serialised there.
@@ -251,7 +251,7 @@ class Interpolator:
         t0, t1 = (_hwc_to_tensor(x) for x in (img0, img1))
         out = self.interpolate_tensors(t0, t1, timesteps, key).permute(0, 2, 3, 1)
         if as_numpy:
-            return [np.ascontiguousarray(f.numpy()) for f in out]
+            return [np.ascontiguousarray(f.numpy()) for f in out]  # type: ignore[misc]
         return list(out)
 
 

@@ -296,7 +296,7 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, sc: b
             return first
         cut = bool(f[0].props.get("_SceneChangeNext", 0)) or bool(f[1].props.get("_SceneChangePrev", 0))
         if sc and not cut:
-            diff, before, after = (float(x.props.get("PlaneStatsDiff", 0.0)) for x in f[2:5])  # type: ignore[arg-type]
+            diff, before, after = (float(x.props.get("PlaneStatsDiff", 0.0)) for x in f[2:5])
             cut = is_scene_cut(diff, before, after, sc_threshold)
         if cut:
             return first if t < Fraction(1, 2) else second

@@ -139,7 +139,7 @@ class UNet(nn.Module):
 
 def backward_warp(image: Tensor, flow: Tensor, mode: WarpMode = "exact") -> Tensor:
     """Sample `image` at (x + u, y + v) for every pixel (x, y); flow is (N, 2, H, W) in pixels."""
-    n, _, h, w = flow.shape
+    _, _, h, w = flow.shape
     ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
     x = xs + flow[:, 0]
@@ -180,9 +180,12 @@ class SuperSloMo(nn.Module):
         self.interp_net = UNet(20, 5, c.width, c.output_activation)
         self.register_buffer("mean", torch.tensor(c.input_mean).view(1, 3, 1, 1), persistent=False)
 
+    def _mean(self, dtype: torch.dtype) -> Tensor:
+        return self.get_buffer("mean").to(dtype)
+
     def normalize(self, rgb: Tensor) -> Tensor:
         """RGB in [0, 1] to the network's input space."""
-        return rgb - self.mean.to(rgb.dtype)
+        return rgb - self._mean(rgb.dtype)
 
     def compute_flows(self, i0: Tensor, i1: Tensor) -> tuple[Tensor, Tensor]:
         """Bidirectional flows (F0->1, F1->0) in pixels, from normalised frames (N, 3, H, W)."""
@@ -211,7 +214,7 @@ class SuperSloMo(nn.Module):
         w0 = (1 - tt) * v0
         w1 = tt * v1
         fused = (w0 * g0 + w1 * g1) / (w0 + w1 + 1e-8)
-        return Synthesis(fused + self.mean.to(fused.dtype), ft0, ft1, v0)
+        return Synthesis(fused + self._mean(fused.dtype), ft0, ft1, v0)
 
     def forward(self, rgb0: Tensor, rgb1: Tensor, t: Tensor) -> Tensor:
         """Interpolated RGB frames at timesteps t (N,) between RGB frames in [0, 1] (1 or N, 3, H, W)."""

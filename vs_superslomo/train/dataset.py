@@ -21,13 +21,13 @@ HELD_OUT_PHOTO_EVERY = 10
 
 
 def _load_rgb(path: Path, max_side: int) -> np.ndarray:
-    img = Image.open(path).convert("RGB")
+    img: Image.Image = Image.open(path).convert("RGB")
     img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return np.asarray(img)
 
 
 def _load_rgba(path: Path, max_side: int) -> np.ndarray | None:
-    img = Image.open(path)
+    img: Image.Image = Image.open(path)
     if img.mode not in ("RGBA", "LA", "P"):
         return None
     img = img.convert("RGBA")

@@ -68,5 +68,6 @@ def total_loss(
     w = weights
     loss = (w.reconstruction * rec + w.census * cen + w.warping * warp + w.smoothness * smooth
             + w.flow * flow_weight_scale * epe)
-    parts = {k: float(v.detach()) for k, v in (("rec", rec), ("census", cen), ("warp", warp), ("smooth", smooth), ("epe", epe))}
+    named = (("rec", rec), ("census", cen), ("warp", warp), ("smooth", smooth), ("epe", epe))
+    parts = {k: float(v.detach()) for k, v in named}
     return loss, parts

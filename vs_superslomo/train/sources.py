@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import glob
 import gzip
+import itertools
 import os
 import shutil
 import subprocess
@@ -216,7 +217,7 @@ def shots(clip: Clip, split: str = "all", min_length: int = 3) -> list[tuple[int
         val_range = tuple(int(v) for v in np.searchsorted(decoded_indices(clip), clip.val_range))
         cuts = sorted({*cuts, *val_range} - {0, len(frames)})
     edges = [0, *cuts, len(frames)]
-    ranges = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b - a >= min_length]
+    ranges = [(a, b) for a, b in itertools.pairwise(edges) if b - a >= min_length]
     if split == "all":
         return ranges
     if val_range:

@@ -229,7 +229,7 @@ def random_scene(bank: PhotoBank, rng: np.random.Generator, size: int, ranges: M
 def _blur(x: Tensor, sigma: float) -> Tensor:
     if sigma < 0.2:
         return x
-    radius = int(math.ceil(2.5 * sigma))
+    radius = math.ceil(2.5 * sigma)
     k = torch.exp(-torch.arange(-radius, radius + 1, dtype=torch.float32) ** 2 / (2 * sigma * sigma))
     k = k / k.sum()
     c = x.shape[0]

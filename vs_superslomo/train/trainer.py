@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..checkpoint import load_model, provenance_of, save_model
-from ..network import ModelConfig, Synthesis, SuperSloMo
+from ..network import ModelConfig, SuperSloMo, Synthesis
 from .dataset import VALIDATION_SEED, TrainingBatches, real_validation, synthetic_validation
 from .losses import LossWeights, total_loss
 from .sources import CLIPS, PHOTO_GLOBS, STAMP_GLOB
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     model.to(device).train()
     forward: nn.Module = _TrainingForward(model)
     if distributed:
-        forward = nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [device.index] if device.type == "cuda" else None
+        forward = nn.parallel.DistributedDataParallel(forward, device_ids=device_ids)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, best, elapsed = 0, -math.inf, float(init_provenance.get("wall_seconds", 0.0))
     base_steps = int(init_provenance.get("steps", 0))
