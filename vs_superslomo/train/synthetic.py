@@ -188,8 +188,9 @@ def _soft_blob(rng: np.random.Generator, side: int) -> Tensor:
 
 
 def _random_vector(rng: np.random.Generator, magnitude: float) -> tuple[float, float]:
+    # Biased towards small motion, as in real footage, with a tail up to `magnitude`.
     angle = rng.uniform(0, 2 * math.pi)
-    r = magnitude * math.sqrt(rng.random())
+    r = magnitude * rng.random() ** 2
     return (r * math.cos(angle), r * math.sin(angle))
 
 
@@ -198,15 +199,17 @@ def random_scene(bank: PhotoBank, rng: np.random.Generator, size: int, ranges: M
     background = bank.background(rng, size)
     side = background.shape[1]
     shift = ranges.max_shift
+    # A quarter of the scenes have a locked-off camera: static regions must stay sharp.
+    moving_camera = rng.random() >= 0.25
     camera = Placement(
         anchor=((side - 1) / 2, (side - 1) / 2),
         position=((size - 1) / 2, (size - 1) / 2),
-        velocity=_random_vector(rng, shift * 0.6),
-        acceleration=_random_vector(rng, shift * 0.3),
+        velocity=_random_vector(rng, shift * 0.8) if moving_camera else (0.0, 0.0),
+        acceleration=_random_vector(rng, shift * 0.3) if moving_camera else (0.0, 0.0),
         angle=float(rng.uniform(-0.2, 0.2)),
-        spin=float(rng.normal(0, 0.04)),
+        spin=float(rng.normal(0, 0.04)) if moving_camera else 0.0,
         log_scale=float(rng.uniform(-0.1, 0.1)),
-        zoom=float(rng.normal(0, 0.04)),
+        zoom=float(rng.normal(0, 0.04)) if moving_camera else 0.0,
     )
     layers = [Layer(torch.cat((background, torch.ones_like(background[:1]))), camera,
                     float(rng.uniform(-ranges.brightness, ranges.brightness)))]
