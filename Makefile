@@ -1,6 +1,8 @@
 # Two commands do all of the set-up: `make demo` and `make test`.
 SHELL := /bin/bash
-PYTHON312 := $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1)
+# The first python3.12 that actually runs (a pyenv shim may exist without 3.12 being selected).
+PYTHON312 := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+	$$p -c "import sys" >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
