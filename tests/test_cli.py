@@ -103,14 +103,13 @@ def test_unwritable_output_folder(clip_with_audio: Path, tmp_path: Path, model_e
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        if os.access(locked, os.W_OK):  # root ignores permissions: use a path below a file instead
-            target = clip_with_audio / "x.mp4"
-        else:
-            target = locked / "x.mp4"
+        # root ignores permission bits: /proc accepts no new files whoever asks
+        target = Path("/proc/x.mp4") if os.access(locked, os.W_OK) else locked / "x.mp4"
         res = cli(str(clip_with_audio), "-o", str(target), env=model_env)
     finally:
         locked.chmod(0o700)
     assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert "cannot write" in res.stderr or "not writable" in res.stderr
     assert not target.exists()
 
 

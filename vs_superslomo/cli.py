@@ -89,7 +89,10 @@ def _check_output(path: Path, codec: str) -> None:
 @contextmanager
 def _temporary_output(target: Path) -> Iterator[Path]:
     """A temporary file beside ``target``, renamed onto it only if the block completes."""
-    fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    except OSError as e:
+        raise UserError(f"{target}: cannot write in {target.parent} ({e.strerror})") from None
     os.close(fd)
     tmp = Path(name)
     try:
