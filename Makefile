@@ -13,9 +13,9 @@ SOURCES := $(shell find vs_superslomo csrc models -type f -not -name '*.pyc') se
 $(VENV)/.deps: pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "error: python3.12 is required (VapourSynth R81 wheels need it)" >&2; exit 1; }
 	test -x $(PY) || $(PYTHON312) -m venv $(VENV)
-	$(PIP) install --upgrade "pip>=24" "setuptools>=69" wheel
+	$(PIP) install --upgrade "pip>=24" "setuptools>=77" wheel
 	$(PIP) install "vapoursynth>=81"
-	$(PIP) install --no-build-isolation ".[test,train,cli]"
+	$(PIP) install --no-build-isolation ".[test,train,cli,bench]"
 	$(VENV)/bin/vapoursynth config
 	touch $@
 
