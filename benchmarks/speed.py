@@ -147,7 +147,7 @@ def main() -> int:
         split = cost_split(args.model, w, h)
         source = textwrap.dedent(SOURCE.format(w=w, h=h, frames=args.frames))
         conv_s, conv_n, _ = run_vspipe(source + CONVERT_ONLY, env)
-        base_s, base_n, _ = run_vspipe(source + "clip.set_output()\n", env)
+        base_s, _, _ = run_vspipe(source + "clip.set_output()\n", env)
         convert = max(0.0, (conv_s - base_s)) / conv_n * 1000 * 2  # two frames in, one out
         total = per_frame[(w, h, 2)] * 1000
         rest = total - sum(split.values()) - convert
