@@ -347,3 +347,21 @@ def test_two_scripts_one_after_the_other_in_one_process(tmp_path: Path, model_en
     assert res.returncode == 0, res.stderr
     assert "reload ok" in res.stderr
     assert res.stdout == ""
+
+
+def _cuda_ready() -> bool:
+    import importlib.util
+
+    import torch
+
+    return torch.cuda.is_available() and importlib.util.find_spec("cupy") is not None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not _cuda_ready(), reason="needs CUDA and CuPy (our CI has neither)")
+def test_cuda_transfers_give_the_cpu_frames(tiny_model_path: Path) -> None:
+    clip = _pattern_clip(length=3, fmt=vs.RGBS)
+    cpu = interpolate(clip, factor=2, model=tiny_model_path, device="cpu").get_frame(1)
+    gpu = interpolate(clip, factor=2, model=tiny_model_path, device="cuda", fp16=False).get_frame(1)
+    for p in range(3):
+        assert np.abs(np.asarray(cpu[p]) - np.asarray(gpu[p])).max() < 1e-3

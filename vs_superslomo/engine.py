@@ -211,12 +211,13 @@ class Interpolator:
                 return fn()
 
     def interpolate_tensors(
-        self, rgb0: Tensor, rgb1: Tensor, timesteps: Sequence[float], key: Hashable | None = None
+        self, rgb0: Tensor, rgb1: Tensor, timesteps: Sequence[float], key: Hashable | None = None,
+        to_cpu: bool = True,
     ) -> Tensor:
-        """(T, 3, H, W) float32 CPU frames at ``timesteps`` between (1, 3, H, W) RGB tensors in [0, 1].
+        """(T, 3, H, W) float32 frames at ``timesteps`` between (1, 3, H, W) RGB tensors in [0, 1].
 
         With a ``key`` (for example the pair's frame number) the pair's flows are cached and reused
-        by later calls with the same key.
+        by later calls with the same key. The result is on the CPU unless ``to_cpu`` is False.
         """
         _check_timesteps(timesteps)
         if rgb0.shape != rgb1.shape or rgb0.dim() != 4 or rgb0.shape[:2] != (1, 3):
@@ -233,7 +234,8 @@ class Interpolator:
             for start in range(0, len(timesteps), self.max_batch):
                 chunk = torch.tensor(timesteps[start : start + self.max_batch], device=self.device)
                 frame = self.model.synthesize(state.i0, state.i1, state.f01, state.f10, chunk).frame
-                outs.append(frame[..., :h, :w].clamp(0, 1).float().cpu())
+                frame = frame[..., :h, :w].clamp(0, 1).float()
+                outs.append(frame.cpu() if to_cpu else frame)
             return torch.cat(outs)
 
         return self._run(synthesize)

@@ -254,11 +254,23 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, sc: b
     rgb_second = _aligned(rgb[1:] + rgb[last], starts, out_fps)
     blank = core.std.BlankClip(rgb_first, keep=True)
 
+    transfer = None
+    if engine.device.type == "cuda":
+        from .cuda_io import CudaPlaneTransfer
+
+        transfer = CudaPlaneTransfer(engine.device)
+
     def synthesize(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         slot = timing.slot(n)
-        a = torch.from_numpy(np.stack([np.asarray(f[0][p]) for p in range(3)]))[None]
-        b = torch.from_numpy(np.stack([np.asarray(f[1][p]) for p in range(3)]))[None]
-        frame = engine.interpolate_tensors(a, b, [float(slot.t)], key=slot.index)[0].numpy()
+        if transfer is None:
+            a = torch.from_numpy(np.stack([np.asarray(f[0][p]) for p in range(3)]))[None]
+            b = torch.from_numpy(np.stack([np.asarray(f[1][p]) for p in range(3)]))[None]
+            frame = engine.interpolate_tensors(a, b, [float(slot.t)], key=slot.index)[0].numpy()
+        else:
+            a = transfer.upload([np.asarray(f[0][p]) for p in range(3)])
+            b = transfer.upload([np.asarray(f[1][p]) for p in range(3)])
+            result = engine.interpolate_tensors(a, b, [float(slot.t)], key=slot.index, to_cpu=False)
+            frame = transfer.download(result[0])
         out = f[0].copy()
         for p in range(3):
             np.copyto(np.asarray(out[p]), frame[p])
