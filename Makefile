@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find vs_superslomo csrc models -type f -not -name '*.pyc') setup.py pyproject.toml setup.cfg
 
-.PHONY: demo test lint data train evaluate bench clean
+.PHONY: demo test lint data train bench quality speed soak clean
 
 $(VENV)/.deps: pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "error: python3.12 is required (VapourSynth R81 wheels need it)" >&2; exit 1; }
@@ -43,6 +43,16 @@ train: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/engine_speed.py
+
+quality: $(VENV)/.installed
+	$(PY) benchmarks/quality.py
+
+speed: $(VENV)/.installed
+	$(PY) benchmarks/speed.py
+
+# 20,000 frames through vspipe; about an hour on 2 cores. Not part of `make test`.
+soak: $(VENV)/.installed
+	$(PY) benchmarks/soak.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,101 @@
+"""Soak: a 20,000-frame synthetic 640x360 clip through vspipe at factor 2; resident memory over time.
+
+    python benchmarks/soak.py [--frames 20000] [--model M] [--limit-mb 300]
+
+Prints the vspipe process's resident memory (VmRSS) every few seconds and exits non-zero when it
+grows by more than --limit-mb after warm-up (the first 5% of the frames). The filter's caches are
+bounded (4 frame pairs of flows, VapourSynth's own frame cache), so memory must stay flat however
+long the clip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+SCRIPT = """
+import numpy as np
+import vapoursynth as vs
+core = vs.core
+W, H, N = 640, 360, {frames}
+rng = np.random.default_rng(0)
+tex = np.kron(rng.integers(16, 235, (H // 8 + 1, 400)), np.ones((8, 8)))[:H]
+base = core.std.BlankClip(width=W, height=H, format=vs.GRAY8, length=N, fpsnum=25)
+
+def paint(n, f):
+    out = f.copy()
+    x = (7 * n) % (tex.shape[1] - W)
+    np.asarray(out[0])[:] = tex[:, x : x + W]
+    return out
+
+luma = core.std.ModifyFrame(base, base, paint)
+clip = core.std.ShufflePlanes([luma, core.std.BlankClip(luma, color=128)], [0, 0, 0], vs.YUV)
+clip = core.resize.Bicubic(clip, format=vs.YUV420P8)
+core.slomo.Interpolate(clip, factor=2).set_output()
+"""
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants (vspipe's wrapper starts the real one)."""
+    total = 0.0
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0) / 1024
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                total += sum(rss_mb(int(child)) for child in f.read().split())
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=20000, help="source frames")
+    parser.add_argument("--model", help="model file (default: the shipped model)")
+    parser.add_argument("--limit-mb", type=float, default=300.0, help="allowed growth after warm-up")
+    parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    if args.model:
+        env["VS_SUPERSLOMO_MODEL"] = str(Path(args.model).resolve())
+    with tempfile.NamedTemporaryFile("w", suffix=".vpy", delete=False) as f:
+        f.write(textwrap.dedent(SCRIPT.format(frames=args.frames)))
+    vspipe = Path(sys.executable).parent / "vspipe"
+    progress = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen([str(vspipe), "-p", f.name, "--"], stdout=subprocess.DEVNULL, stderr=progress, env=env)
+    start = time.monotonic()
+    samples: list[tuple[float, float, int]] = []
+    total = 2 * args.frames
+    while proc.poll() is None:
+        time.sleep(args.every)
+        if proc.poll() is not None:
+            break
+        progress.seek(0)
+        text = progress.read().replace("\r", "\n").strip().splitlines()
+        done = next((int(line.split()[1].split("/")[0]) for line in reversed(text) if line.startswith("Frame:")), 0)
+        samples.append((time.monotonic() - start, rss_mb(proc.pid), done))
+        print(f"{samples[-1][0]:8.0f} s  {done:6d}/{total} frames  RSS {samples[-1][1]:7.1f} MB", flush=True)
+    os.unlink(f.name)
+    if proc.returncode != 0:
+        progress.seek(0)
+        print(progress.read()[-2000:], file=sys.stderr)
+        return 1
+    warm = [s for s in samples if s[2] >= total * 0.05]
+    if len(warm) < 2:
+        print("too few samples after warm-up to judge", file=sys.stderr)
+        return 1
+    growth = max(s[1] for s in warm) - warm[0][1]
+    print(f"\n{total} frames in {time.monotonic() - start:.0f} s; RSS after warm-up {warm[0][1]:.0f} MB, "
+          f"peak {max(s[1] for s in warm):.0f} MB, growth {growth:.0f} MB (limit {args.limit_mb:.0f} MB)")
+    return 0 if growth <= args.limit_mb else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
