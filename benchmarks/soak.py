@@ -18,6 +18,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+from typing import IO
 
 SCRIPT = """
 import numpy as np
@@ -55,6 +56,27 @@ def rss_mb(pid: int) -> float:
     return total
 
 
+def _run(vspipe: Path, script: str, progress: IO[str], env: dict[str, str],
+         args: argparse.Namespace) -> tuple[int, list[tuple[float, float, int]], int]:
+    proc = subprocess.Popen([str(vspipe), "-p", script, "--"], stdout=subprocess.DEVNULL, stderr=progress, env=env)
+    start = time.monotonic()
+    samples: list[tuple[float, float, int]] = []
+    total = 2 * args.frames
+    while proc.poll() is None:
+        time.sleep(args.every)
+        if proc.poll() is not None:
+            break
+        progress.seek(0)
+        text = progress.read().replace("\r", "\n").strip().splitlines()
+        done = next((int(line.split()[1].split("/")[0]) for line in reversed(text) if line.startswith("Frame:")), 0)
+        samples.append((time.monotonic() - start, rss_mb(proc.pid), done))
+        print(f"{samples[-1][0]:8.0f} s  {done:6d}/{total} frames  RSS {samples[-1][1]:7.1f} MB", flush=True)
+    if proc.returncode != 0:
+        progress.seek(0)
+        print(progress.read()[-2000:], file=sys.stderr)
+    return proc.returncode, samples, total
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=20000, help="source frames")
@@ -68,31 +90,17 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".vpy", delete=False) as f:
         f.write(textwrap.dedent(SCRIPT.format(frames=args.frames)))
     vspipe = Path(sys.executable).parent / "vspipe"
-    progress = tempfile.TemporaryFile("w+")
-    proc = subprocess.Popen([str(vspipe), "-p", f.name, "--"], stdout=subprocess.DEVNULL, stderr=progress, env=env)
-    start = time.monotonic()
-    samples: list[tuple[float, float, int]] = []
-    total = 2 * args.frames
-    while proc.poll() is None:
-        time.sleep(args.every)
-        if proc.poll() is not None:
-            break
-        progress.seek(0)
-        text = progress.read().replace("\r", "\n").strip().splitlines()
-        done = next((int(line.split()[1].split("/")[0]) for line in reversed(text) if line.startswith("Frame:")), 0)
-        samples.append((time.monotonic() - start, rss_mb(proc.pid), done))
-        print(f"{samples[-1][0]:8.0f} s  {done:6d}/{total} frames  RSS {samples[-1][1]:7.1f} MB", flush=True)
+    with tempfile.TemporaryFile("w+") as progress:
+        code, samples, total = _run(vspipe, f.name, progress, env, args)
     os.unlink(f.name)
-    if proc.returncode != 0:
-        progress.seek(0)
-        print(progress.read()[-2000:], file=sys.stderr)
+    if code != 0:
         return 1
     warm = [s for s in samples if s[2] >= total * 0.05]
     if len(warm) < 2:
         print("too few samples after warm-up to judge", file=sys.stderr)
         return 1
     growth = max(s[1] for s in warm) - warm[0][1]
-    print(f"\n{total} frames in {time.monotonic() - start:.0f} s; RSS after warm-up {warm[0][1]:.0f} MB, "
+    print(f"\n{total} frames in {samples[-1][0]:.0f} s; RSS after warm-up {warm[0][1]:.0f} MB, "
           f"peak {max(s[1] for s in warm):.0f} MB, growth {growth:.0f} MB (limit {args.limit_mb:.0f} MB)")
     return 0 if growth <= args.limit_mb else 1
 
