@@ -137,11 +137,11 @@ def test_source_time_frames_are_bit_exact_in_the_y4m_stream(tmp_path: Path, mode
 def test_interpolated_midpoint_beats_frame_blending(tmp_path: Path) -> None:
     assert default_model_path().exists(), "the shipped default model is missing"
     script = write_script(tmp_path, """
-        clip = moving_pattern(length=4, step=6)
+        clip = moving_pattern(length=4, step=6, fmt=vs.YUV444P8)
         core.slomo.Interpolate(clip, factor=2).set_output()
     """)
     truth = write_script(tmp_path, """
-        moving_pattern(length=7, step=3).set_output()
+        moving_pattern(length=7, step=3, fmt=vs.YUV444P8).set_output()
     """, "truth.vpy")
     size = 160 * 96 * 3
     res, ref = run_vspipe(["-c", "y4m", str(script), "-"]), run_vspipe(["-c", "y4m", str(truth), "-"])
