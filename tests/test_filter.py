@@ -365,3 +365,23 @@ def test_cuda_transfers_give_the_cpu_frames(tiny_model_path: Path) -> None:
     gpu = interpolate(clip, factor=2, model=tiny_model_path, device="cuda", fp16=False).get_frame(1)
     for p in range(3):
         assert np.abs(np.asarray(cpu[p]) - np.asarray(gpu[p])).max() < 1e-3
+
+
+def test_a_host_without_python_gets_a_clear_error(tmp_path: Path) -> None:
+    import shutil
+
+    import vapoursynth
+
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        pytest.fail("a C compiler is needed to build the test host")
+    vs_dir = Path(vapoursynth.__file__).parent
+    host = tmp_path / "host"
+    build = subprocess.run([gcc, "-O1", "-o", str(host), str(Path(__file__).parent / "native" / "no_python_host.c"),
+                            f"-I{vs_dir / 'include'}", str(vs_dir / "libvapoursynth.so.4"),
+                            f"-Wl,-rpath,{vs_dir}"], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    plugin = vs_dir / "plugins" / "libvsslomo.so"
+    res = subprocess.run([str(host), str(plugin)], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    assert "no Python interpreter" in res.stdout
