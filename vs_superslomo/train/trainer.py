@@ -115,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init", help="start from these weights (ignored when DIR/state.pt exists)")
     parser.add_argument("--minutes", type=float, help="stop (and save) after this much wall time")
     parser.add_argument("--max-steps", type=int, help="stop (and save) at this step")
-    parser.add_argument("--schedule-steps", type=int,
-                        help="set the learning-rate schedule's length (also on resume), e.g. to finish a cosine "
-                             "decay by the end of a session")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change a config field, also on resume (VALUE is JSON), e.g. --set steps=4800 to "
+                             "end the cosine learning-rate decay by the end of a session")
     args = parser.parse_args(argv)
 
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
@@ -141,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     if state_path.exists():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         cfg = TrainConfig(**{**state["config"], "losses": LossWeights(**state["config"]["losses"])})
-    if args.schedule_steps:
-        cfg.steps = args.schedule_steps
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in {f.name for f in fields(TrainConfig)} or key == "losses":
+            raise SystemExit(f"error: --set {item}: unknown config field {key!r}")
+        setattr(cfg, key, json.loads(value))
     model_config = ModelConfig(width=cfg.width, output_activation=False)
     model = SuperSloMo(model_config)
     init_provenance: dict[str, Any] = {}
