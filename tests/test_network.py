@@ -88,3 +88,15 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig(warp="nearest")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown config keys"):
         ModelConfig.from_json('{"width": 8, "depth": 3}')
+
+
+def test_precomputed_stem_gives_the_same_frames() -> None:
+    net = make_model()
+    a, b = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    t = torch.tensor([0.2, 0.7])
+    with torch.inference_mode():
+        i0, i1 = net.normalize(a), net.normalize(b)
+        f01, f10 = net.compute_flows(i0, i1)
+        full = net.synthesize(i0, i1, f01, f10, t).frame
+        shared = net.synthesize(i0, i1, f01, f10, t, net.pair_stem(i0, i1, f01, f10)).frame
+    assert torch.allclose(full, shared, atol=1e-5)

@@ -20,7 +20,8 @@ from .network import SIZE_MULTIPLE, SuperSloMo
 
 PadMode = Literal["replicate", "reflect"]
 FLOW_SCALES = (1.0, 0.5, 0.25)
-# Default number of frame pairs whose flows stay cached (at 1080p one pair holds about 84 MB).
+# Default number of frame pairs whose flows stay cached (at 1080p with width 8 one pair holds
+# about 150 MB: frames, flows and the shared first-layer features).
 DEFAULT_CACHE_PAIRS = 4
 
 T = TypeVar("T")
@@ -88,12 +89,13 @@ class BoundedComputeCache:
 
 @dataclass(frozen=True)
 class _PairState:
-    """Normalised, padded frames of one pair and their full-resolution flows."""
+    """Normalised, padded frames of one pair, their full-resolution flows, and the shared stem."""
 
     i0: Tensor
     i1: Tensor
     f01: Tensor
     f10: Tensor
+    stem: Tensor
 
 
 def padded_size(size: int, multiple: int) -> int:
@@ -134,7 +136,8 @@ class Interpolator:
     flow_scale: 1, 0.5 or 0.25; the flow U-Net runs on frames downscaled by this factor.
     threads: CPU threads for torch; None leaves torch's setting alone.
     cache_pairs: how many frame pairs keep their flows cached.
-    max_batch: most timesteps evaluated in one batch (bounds memory).
+    max_batch: most timesteps evaluated in one batch; None picks 1 on the CPU (measured: a batch of 3
+        timesteps took 1.45x the time of three single ones at 1280x720) and 4 on CUDA.
     pad_mode: how frames are padded to the network's size multiple ("replicate" or "reflect").
     channels_last: run convolutions in channels-last memory format.
     """
@@ -147,7 +150,7 @@ class Interpolator:
         flow_scale: float = 1.0,
         threads: int | None = None,
         cache_pairs: int = DEFAULT_CACHE_PAIRS,
-        max_batch: int = 4,
+        max_batch: int | None = None,
         pad_mode: PadMode = "replicate",
         channels_last: bool = False,
     ) -> None:
@@ -161,6 +164,8 @@ class Interpolator:
             raise ValueError(f"flow_scale must be one of {FLOW_SCALES}, got {flow_scale!r}")
         if pad_mode not in ("replicate", "reflect"):
             raise ValueError(f"pad_mode must be 'replicate' or 'reflect', got {pad_mode!r}")
+        if max_batch is None:
+            max_batch = 4 if is_cuda else 1
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         if threads is not None:
@@ -201,7 +206,7 @@ class Interpolator:
             f01, f10 = self.model.compute_flows(small[0], small[1])
             size = i0.shape[-2:]
             f01, f10 = (F.interpolate(f, size=size, mode="bilinear", align_corners=False) / s for f in (f01, f10))
-        return _PairState(i0, i1, f01, f10)
+        return _PairState(i0, i1, f01, f10, self.model.pair_stem(i0, i1, f01, f10))
 
     def _run(self, fn: Callable[[], T]) -> T:
         with torch.inference_mode():
@@ -233,7 +238,7 @@ class Interpolator:
             outs = []
             for start in range(0, len(timesteps), self.max_batch):
                 chunk = torch.tensor(timesteps[start : start + self.max_batch], device=self.device)
-                frame = self.model.synthesize(state.i0, state.i1, state.f01, state.f10, chunk).frame
+                frame = self.model.synthesize(state.i0, state.i1, state.f01, state.f10, chunk, state.stem).frame
                 frame = frame[..., :h, :w].clamp(0, 1).float()
                 outs.append(frame.cpu() if to_cpu else frame)
             return torch.cat(outs)

@@ -121,8 +121,19 @@ class UNet(nn.Module):
         self.up5 = _Up(2 * w, w)
         self.conv3 = nn.Conv2d(w, cout, 3, padding=1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        s1 = _leaky(self.conv2(_leaky(self.conv1(x))))
+    def stem(self, leading: Tensor) -> Tensor:
+        """conv1's response (with bias) to the leading input channels alone.
+
+        conv1 is linear, so inputs shared by many calls can be convolved once and passed to
+        :meth:`forward` as ``stem`` together with only the remaining channels.
+        """
+        weight = self.conv1.weight[:, : leading.shape[1]]
+        return F.conv2d(leading, weight, self.conv1.bias, padding=3)
+
+    def forward(self, x: Tensor, stem: Tensor | None = None) -> Tensor:
+        rest = self.conv1.weight[:, -x.shape[1] :]
+        h = self.conv1(x) if stem is None else stem + F.conv2d(x, rest, None, padding=3)
+        s1 = _leaky(self.conv2(_leaky(h)))
         s2 = self.down1(s1)
         s3 = self.down2(s2)
         s4 = self.down3(s3)
@@ -192,10 +203,16 @@ class SuperSloMo(nn.Module):
         out = self.flow_net(torch.cat((i0, i1), dim=1))
         return out[:, :2], out[:, 2:4]
 
-    def synthesize(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor, t: Tensor) -> Synthesis:
+    def pair_stem(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> Tensor:
+        """The interpolation U-Net's first-layer response to the inputs every timestep shares."""
+        return self.interp_net.stem(torch.cat((i0, i1, f01, f10), dim=1))
+
+    def synthesize(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor, t: Tensor,
+                   stem: Tensor | None = None) -> Synthesis:
         """Frames at timesteps t (shape (N,)) from normalised frames and their flows.
 
-        Inputs with batch size 1 are broadcast to the N timesteps.
+        Inputs with batch size 1 are broadcast to the N timesteps. ``stem`` (from :meth:`pair_stem`)
+        saves recomputing the shared part of the first layer for every timestep of a pair.
         """
         n = t.shape[0]
         i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (i0, i1, f01, f10))
@@ -204,7 +221,10 @@ class SuperSloMo(nn.Module):
         mode = self.config.warp
         g0 = backward_warp(i0, ft0, mode)
         g1 = backward_warp(i1, ft1, mode)
-        out = self.interp_net(torch.cat((i0, i1, f01, f10, ft1, ft0, g1, g0), dim=1))
+        if stem is None:
+            out = self.interp_net(torch.cat((i0, i1, f01, f10, ft1, ft0, g1, g0), dim=1))
+        else:
+            out = self.interp_net(torch.cat((ft1, ft0, g1, g0), dim=1), stem=stem.expand(n, -1, -1, -1))
         ft0 = ft0 + out[:, 0:2]
         ft1 = ft1 + out[:, 2:4]
         v0 = torch.sigmoid(out[:, 4:5])
