@@ -4,8 +4,9 @@
 
 For 640x360, 1280x720 and 1920x1080 at factors 2, 4 and 8: output frames per second and peak memory
 of `vspipe` running `core.slomo.Interpolate` on a synthetic moving YUV 4:2:0 8-bit clip, the same
-for mvtools FlowFPS, and the ratio. Then the cost split of one interpolated frame: flow network,
-interpolation network, warping, colour conversion and VapourSynth overhead (the rest).
+for mvtools FlowFPS, and the ratio. Start-up (Python, torch, model loading) is excluded by timing
+runs of N and 2N source frames and differencing. Then the cost split of one interpolated frame:
+flow network, interpolation network, warping, colour conversion and VapourSynth overhead (the rest).
 """
 
 from __future__ import annotations
@@ -102,55 +103,64 @@ def cost_split(model_path: str | None, w: int, h: int) -> dict[str, float]:
         i0, i1 = engine._prepare(a), engine._prepare(b)
         start = time.perf_counter()
         f01, f10 = model.compute_flows(i0, i1)
+        stem = model.pair_stem(i0, i1, f01, f10)
         flow = time.perf_counter() - start
         net.backward_warp = timed_warp  # type: ignore[assignment]
         try:
             start = time.perf_counter()
-            model.synthesize(i0, i1, f01, f10, torch.tensor([0.5]))
+            model.synthesize(i0, i1, f01, f10, torch.tensor([0.5]), stem)
             synth = time.perf_counter() - start
         finally:
             net.backward_warp = original
+    # The pair's shared first-layer features are counted with the flow network (computed once per pair).
     return {"flow network": flow * 1000, "interpolation network": (synth - times["warp"]) * 1000,
             "warping": times["warp"] * 1000}
 
 
+def marginal(source: str, tail: str, env: dict[str, str], frames: int) -> tuple[float, float, float]:
+    """Seconds per output frame and frames per second without start-up (runs of N and 2N source
+    frames, differenced), and the larger run's peak resident MB."""
+    s1, n1, _ = run_vspipe(textwrap.dedent(source.format(frames=frames)) + tail, env)
+    s2, n2, mb = run_vspipe(textwrap.dedent(source.format(frames=2 * frames)) + tail, env)
+    per_frame = (s2 - s1) / (n2 - n1)
+    return per_frame, 1 / per_frame, mb
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=4, help="source frames per run")
+    parser.add_argument("--frames", type=int, default=3, help="source frames of the smaller run (the larger has 2x)")
     parser.add_argument("--model", help="model file (default: the shipped model)")
     args = parser.parse_args()
     env = dict(os.environ)
     if args.model:
         env["VS_SUPERSLOMO_MODEL"] = str(Path(args.model).resolve())
-    print("| size | factor | ours: frames/s | ours: peak MB | ms per px x 1e6 | mvtools: frames/s | mvtools: peak MB "
-          "| ours / mvtools time |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    per_frame: dict[tuple[int, int, int], float] = {}
+    print("| size | factor | ours: output frames/s | ours: ms / new frame | ours: ns / pixel | ours: peak MB "
+          "| mvtools: output frames/s | mvtools: peak MB | ours / mvtools time |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    per_new: dict[tuple[int, int, int], float] = {}
     for w, h in SIZES:
-        source = textwrap.dedent(SOURCE.format(w=w, h=h, frames=args.frames))
+        source = SOURCE.replace("{w}", str(w)).replace("{h}", str(h))
         for factor in FACTORS:
-            ours_s, ours_n, ours_mb = run_vspipe(source + OURS.format(factor=factor), env)
-            mv_s, mv_n, mv_mb = run_vspipe(source + MVTOOLS.format(factor=factor), env)
-            new_frames = (args.frames - 1) * (factor - 1)
-            per_frame[(w, h, factor)] = ours_s / new_frames
-            per_px = ours_s / new_frames / (w * h) * 1e9
-            print(f"| {w}x{h} | {factor} | {ours_n / ours_s:.2f} | {ours_mb:.0f} | {per_px:.0f} | {mv_n / mv_s:.1f} "
-                  f"| {mv_mb:.0f} | {ours_s / mv_s:.0f}x |", flush=True)
-    print("\nSeconds per interpolated frame (whole vspipe run / new frames), by factor:")
+            ours_s, ours_fps, ours_mb = marginal(source, OURS.format(factor=factor), env, args.frames)
+            mv_s, mv_fps, mv_mb = marginal(source, MVTOOLS.format(factor=factor), env, args.frames)
+            new_s = ours_s * factor / (factor - 1)  # one output frame in `factor` is a source frame
+            per_new[(w, h, factor)] = new_s
+            print(f"| {w}x{h} | {factor} | {ours_fps:.2f} | {new_s * 1000:.0f} | {new_s / (w * h) * 1e9:.0f} "
+                  f"| {ours_mb:.0f} | {mv_fps:.1f} | {mv_mb:.0f} | {ours_s / mv_s:.0f}x |", flush=True)
+    print("\nCost per new frame relative to factor 2 (flows shared by a pair's timesteps):")
     for w, h in SIZES:
-        row = ", ".join(f"x{f}: {per_frame[(w, h, f)]:.2f}" for f in FACTORS)
+        row = ", ".join(f"x{f}: {per_new[(w, h, f)] / per_new[(w, h, 2)]:.2f}" for f in FACTORS)
         print(f"- {w}x{h}: {row}")
-    print("\nCost split of one interpolated frame at factor 2 (ms):")
+    print("\nCost split of one new frame at factor 2 (ms):")
     print("| size | flow network | interpolation network | warping | colour conversion | VapourSynth and rest |")
     print("|---|---:|---:|---:|---:|---:|")
     for w, h in SIZES:
         split = cost_split(args.model, w, h)
-        source = textwrap.dedent(SOURCE.format(w=w, h=h, frames=args.frames))
-        conv_s, conv_n, _ = run_vspipe(source + CONVERT_ONLY, env)
-        base_s, _, _ = run_vspipe(source + "clip.set_output()\n", env)
-        convert = max(0.0, (conv_s - base_s)) / conv_n * 1000 * 2  # two frames in, one out
-        total = per_frame[(w, h, 2)] * 1000
-        rest = total - sum(split.values()) - convert
+        source = SOURCE.replace("{w}", str(w)).replace("{h}", str(h))
+        conv_s, _, _ = marginal(source, CONVERT_ONLY, env, args.frames)
+        base_s, _, _ = marginal(source, "clip.set_output()\n", env, args.frames)
+        convert = max(0.0, conv_s - base_s) * 1000 * 2  # two frames converted to RGB, one back
+        rest = per_new[(w, h, 2)] * 1000 - sum(split.values()) - convert
         print(f"| {w}x{h} | {split['flow network']:.0f} | {split['interpolation network']:.0f} | "
               f"{split['warping']:.0f} | {convert:.0f} | {rest:.0f} |")
     return 0
