@@ -5,6 +5,7 @@ It knows tensors and numpy arrays only; VapourSynth lives in ``filter.py``.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -180,6 +181,10 @@ class Interpolator:
         # Measured on 2 x86 cores with the default width: channels-last was 2x slower, so it is opt-in.
         self.channels_last = channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        first = next(model.parameters())
+        if first.device != self.device or first.dtype != self.dtype or channels_last:
+            # A model shared with other engines (the filter caches loaded models) is never moved.
+            model = copy.deepcopy(model)
         self.model = model.to(self.device, self.dtype).eval()
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
