@@ -1,5 +1,6 @@
 # Two commands do all of the set-up: `make demo` and `make test`.
 SHELL := /bin/bash
+, := ,
 # The first python3.12 that actually runs (a pyenv shim may exist without 3.12 being selected).
 PYTHON312 := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
 	$$p -c "import sys" >/dev/null 2>&1 && { command -v $$p; break; }; done)
@@ -37,7 +38,10 @@ lint: $(VENV)/.installed
 data: $(VENV)/.installed
 	$(PY) -m vs_superslomo.train.sources
 
+# jemalloc that keeps freed memory avoids a page-fault storm in PyTorch's CPU training (DEVELOPERS.md).
+JEMALLOC := $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2)
 train: $(VENV)/.installed
+	$(if $(JEMALLOC),LD_PRELOAD=$(firstword $(JEMALLOC)) MALLOC_CONF=dirty_decay_ms:-1$(,)muzzy_decay_ms:-1) \
 	$(PY) -m vs_superslomo.train --out $${VS_SUPERSLOMO_DATA:-$$HOME/.cache/vs-superslomo}/runs/w8 \
 		--config configs/w8.json --init models/superslomo.safetensors
 
