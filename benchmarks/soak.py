@@ -1,6 +1,6 @@
 """Soak: a 20,000-frame synthetic 640x360 clip through vspipe at factor 2; resident memory over time.
 
-    python benchmarks/soak.py [--frames 20000] [--model M] [--limit-mb 300]
+    python benchmarks/soak.py [--frames 20000] [--model M] [--threads T] [--limit-mb 300]
 
 Prints the vspipe process's resident memory (VmRSS) every few seconds and exits non-zero when it
 grows by more than --limit-mb after warm-up (the first 5% of the frames). The filter's caches are
@@ -24,6 +24,8 @@ SCRIPT = """
 import numpy as np
 import vapoursynth as vs
 core = vs.core
+if {threads}:
+    core.num_threads = {threads}
 W, H, N = 640, 360, {frames}
 rng = np.random.default_rng(0)
 tex = np.kron(rng.integers(16, 235, (H // 8 + 1, 400)), np.ones((8, 8)))[:H]
@@ -81,6 +83,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=20000, help="source frames")
     parser.add_argument("--model", help="model file (default: the shipped model)")
+    parser.add_argument("--threads", type=int, default=0, help="VapourSynth and network threads (default: all)")
     parser.add_argument("--limit-mb", type=float, default=300.0, help="allowed growth after warm-up")
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
     args = parser.parse_args()
@@ -88,7 +91,7 @@ def main() -> int:
     if args.model:
         env["VS_SUPERSLOMO_MODEL"] = str(Path(args.model).resolve())
     with tempfile.NamedTemporaryFile("w", suffix=".vpy", delete=False) as f:
-        f.write(textwrap.dedent(SCRIPT.format(frames=args.frames)))
+        f.write(textwrap.dedent(SCRIPT.format(frames=args.frames, threads=args.threads)))
     vspipe = Path(sys.executable).parent / "vspipe"
     with tempfile.TemporaryFile("w+") as progress:
         code, samples, total = _run(vspipe, f.name, progress, env, args)
