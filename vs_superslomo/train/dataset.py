@@ -56,7 +56,8 @@ def photo_bank(split: str, max_photos: int | None = None, max_cutouts: int | Non
 
 
 def _to_tensor(frame: np.ndarray) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255
+    # a copy: the frame cache is memory-mapped read-only, and torch warns about non-writable arrays
+    return torch.from_numpy(np.array(frame)).permute(2, 0, 1).float() / 255
 
 
 @dataclass
