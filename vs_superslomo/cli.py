@@ -133,6 +133,23 @@ def _atempo_chain(speed: Fraction) -> str:
     return ",".join(f"atempo={s:.6f}" for s in stages)
 
 
+def _abort_handler(encoder: subprocess.Popen[bytes], tmp: Path) -> Any:
+    """Ctrl-C during the encode: stop the encoder, remove the partial file and exit at once.
+
+    Unwinding a KeyboardInterrupt through ``clip.output`` would wait for VapourSynth's frame requests
+    still in flight, whose callbacks need the interpreter this thread holds; exiting here cannot hang.
+    """
+
+    def abort(signum: int, frame: Any) -> None:
+        encoder.kill()
+        encoder.wait()
+        tmp.unlink(missing_ok=True)
+        print(f"{PROG}: interrupted; no output written", file=sys.stderr, flush=True)
+        os._exit(128 + signal.SIGINT)
+
+    return abort
+
+
 def _write_y4m(clip: Any, stream: IO[bytes], quiet: bool) -> None:
     from tqdm import tqdm
 
@@ -192,6 +209,7 @@ def run_convert(args: argparse.Namespace) -> int:
     with _temporary_output(output) as tmp:
         encoder = subprocess.Popen(_encoder_command(args, tmp, audio, speed), stdin=subprocess.PIPE)
         assert encoder.stdin is not None
+        previous = signal.signal(signal.SIGINT, _abort_handler(encoder, tmp))
         try:
             _write_y4m(out, encoder.stdin, args.quiet)
             encoder.stdin.close()
@@ -201,6 +219,8 @@ def run_convert(args: argparse.Namespace) -> int:
             encoder.kill()
             encoder.wait()
             raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
         if encoder.wait() != 0:
             raise UserError("the encoder (ffmpeg) failed; see its message above")
     if not args.quiet:
