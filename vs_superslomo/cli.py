@@ -214,7 +214,11 @@ def run_convert(args: argparse.Namespace) -> int:
             _write_y4m(out, encoder.stdin, args.quiet)
             encoder.stdin.close()
         except BrokenPipeError:
-            pass
+            # the encoder stopped reading: whatever it wrote is incomplete and must not be renamed
+            encoder.kill()
+            encoder.wait()
+            raise UserError("the encoder (ffmpeg) stopped before all frames were written; see its message above"
+                            ) from None
         except BaseException:
             encoder.kill()
             encoder.wait()
