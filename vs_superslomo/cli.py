@@ -136,8 +136,8 @@ def _atempo_chain(speed: Fraction) -> str:
 def _abort_handler(encoder: subprocess.Popen[bytes], tmp: Path) -> Any:
     """Ctrl-C during the encode: stop the encoder, remove the partial file and exit at once.
 
-    Unwinding a KeyboardInterrupt through ``clip.output`` would wait for VapourSynth's frame requests
-    still in flight, whose callbacks need the interpreter this thread holds; exiting here cannot hang.
+    Exiting from the handler avoids unwinding a KeyboardInterrupt through ``clip.output``, which once
+    surfaced as a BrokenPipeError with the encoder still alive and waiting on its input.
     """
 
     def abort(signum: int, frame: Any) -> None:
