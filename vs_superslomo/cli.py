@@ -133,6 +133,9 @@ def _atempo_chain(speed: Fraction) -> str:
     return ",".join(f"atempo={s:.6f}" for s in stages)
 
 
+INTERRUPTED = f"{PROG}: interrupted; no output written"
+
+
 def _abort_handler(encoder: subprocess.Popen[bytes], tmp: Path) -> Any:
     """Ctrl-C during the encode: stop the encoder, remove the partial file and exit at once.
 
@@ -144,7 +147,7 @@ def _abort_handler(encoder: subprocess.Popen[bytes], tmp: Path) -> Any:
         encoder.kill()
         encoder.wait()
         tmp.unlink(missing_ok=True)
-        print(f"{PROG}: interrupted; no output written", file=sys.stderr, flush=True)
+        print(INTERRUPTED, file=sys.stderr, flush=True)
         os._exit(128 + signal.SIGINT)
 
     return abort
@@ -213,15 +216,12 @@ def run_convert(args: argparse.Namespace) -> int:
         try:
             _write_y4m(out, encoder.stdin, args.quiet)
             encoder.stdin.close()
-        except BrokenPipeError:
-            # the encoder stopped reading: whatever it wrote is incomplete and must not be renamed
+        except BaseException as e:
             encoder.kill()
             encoder.wait()
-            raise UserError("the encoder (ffmpeg) stopped before all frames were written; see its message above"
-                            ) from None
-        except BaseException:
-            encoder.kill()
-            encoder.wait()
+            if isinstance(e, BrokenPipeError):  # what the encoder wrote is incomplete: never rename it
+                raise UserError("the encoder (ffmpeg) stopped before all frames were written; "
+                                "see its message above") from None
             raise
         finally:
             signal.signal(signal.SIGINT, previous)
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no output written", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return 128 + signal.SIGINT
     except BrokenPipeError:
         print(f"{PROG}: error: the encoder stopped early", file=sys.stderr)
