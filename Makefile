@@ -56,7 +56,7 @@ speed: $(VENV)/.installed
 
 # 20,000 frames through vspipe; about an hour on 2 cores. Not part of `make test`.
 soak: $(VENV)/.installed
-	$(PY) benchmarks/soak.py
+	$(PY) benchmarks/soak.py --width 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info
