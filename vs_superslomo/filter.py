@@ -23,6 +23,7 @@ import vapoursynth as vs
 
 from .checkpoint import ModelFileError, default_model_path, load_model
 from .engine import FLOW_SCALES, Interpolator, resolve_device
+from .heap import HeapTrimmer
 from .network import SuperSloMo
 from .timing import Timing
 
@@ -259,6 +260,7 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, sc: b
         from .cuda_io import CudaPlaneTransfer
 
         transfer = CudaPlaneTransfer(engine.device)
+    trimmer = HeapTrimmer()
 
     def synthesize(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         slot = timing.slot(n)
@@ -274,6 +276,7 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, sc: b
         out = f[0].copy()
         for p in range(3):
             np.copyto(np.asarray(out[p]), frame[p])
+        trimmer.tick()
         return out
 
     interp_rgb = core.std.ModifyFrame(blank, [rgb_first, rgb_second], synthesize)
