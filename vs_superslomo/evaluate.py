@@ -2,6 +2,7 @@
 
     python -m vs_superslomo.evaluate clip.mp4 frames_dir/ --factor 2 4
     python -m vs_superslomo.evaluate --validation --factor 2 4     # the model card's table
+    python -m vs_superslomo.evaluate --synthetic --factor 2 4      # the fixed synthetic set
 
 For each clip, windows of factor + 1 consecutive frames are taken; the first and last are the inputs
 and the frames between them are the ground truth. PSNR and SSIM (scikit-image) are computed on 8-bit
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import ModelFileError, load_model
-from .train.dataset import ValidationItem, real_validation
+from .train.dataset import ValidationItem, real_validation, synthetic_validation
 from .train.validate import Method, Score, blend_method, model_method, score_method
 
 MVTOOLS_SETTINGS = "pel 2, block 16 overlap 8 refined to block 8 overlap 4, truemotion"
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="*", type=Path, help="video files or folders of frames")
     parser.add_argument("--validation", action="store_true", help="the held-out validation clips (make data)")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="the fixed synthetic validation scenes (held-out photos, large motion)")
     parser.add_argument("--factor", type=int, nargs="+", default=[2, 4], choices=[2, 4, 8])
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--flow-scale", type=float, default=1.0, choices=[1.0, 0.5, 0.25])
@@ -122,8 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mvtools", action="store_true", help="skip the mvtools comparison")
     parser.add_argument("--json", type=Path, help="also write the scores as JSON")
     args = parser.parse_args(argv)
-    if not args.inputs and not args.validation:
-        parser.error("give video files or folders, or --validation")
+    if not args.inputs and not args.validation and not args.synthetic:
+        parser.error("give video files or folders, or --validation / --synthetic")
     try:
         model = load_model(args.model)
     except ModelFileError as e:
@@ -136,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[int, dict[str, dict[str, Score]]] = {}
     for factor in args.factor:
         items = real_validation(factor, args.windows) if args.validation else []
+        if args.synthetic:
+            items += synthetic_validation(factor)
         for path in args.inputs:
             items += file_items(path, factor, args.windows)
         with torch.inference_mode():
