@@ -35,6 +35,7 @@ from .validate import Score, model_scores
 @dataclass
 class TrainConfig:
     width: int = 8
+    resample: str = "bicubic"  # ModelConfig.resample: how the output samples the warped inputs
     crop: int = 224
     batch: int = 6
     steps: int = 40000  # the length of the learning-rate schedule
@@ -146,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         if key not in {f.name for f in fields(TrainConfig)} or key == "losses":
             raise SystemExit(f"error: --set {item}: unknown config field {key!r}")
         setattr(cfg, key, json.loads(value))
-    model_config = ModelConfig(width=cfg.width, output_activation=False)
+    if cfg.resample not in ("bilinear", "bicubic"):
+        raise SystemExit(f"error: resample must be 'bilinear' or 'bicubic', got {cfg.resample!r}")
+    model_config = ModelConfig(width=cfg.width, output_activation=False, resample=cfg.resample)  # type: ignore[arg-type]
     model = SuperSloMo(model_config)
     init_provenance: dict[str, Any] = {}
     if state is not None:
