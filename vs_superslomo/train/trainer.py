@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..checkpoint import load_model, provenance_of, save_model
-from ..network import ModelConfig, SuperSloMo, Synthesis
+from ..network import ModelConfig, Resample, SuperSloMo, Synthesis
 from .dataset import VALIDATION_SEED, TrainingBatches, real_validation, synthetic_validation
 from .losses import LossWeights, total_loss
 from .sources import CLIPS, PHOTO_GLOBS, STAMP_GLOB
@@ -35,7 +35,7 @@ from .validate import Score, model_scores
 @dataclass
 class TrainConfig:
     width: int = 8
-    resample: str = "bicubic"  # ModelConfig.resample: how the output samples the warped inputs
+    resample: Resample = "bicubic"  # ModelConfig.resample: how the output samples the warped inputs
     crop: int = 224
     batch: int = 6
     steps: int = 40000  # the length of the learning-rate schedule
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         setattr(cfg, key, json.loads(value))
     if cfg.resample not in ("bilinear", "bicubic"):
         raise SystemExit(f"error: resample must be 'bilinear' or 'bicubic', got {cfg.resample!r}")
-    model_config = ModelConfig(width=cfg.width, output_activation=False, resample=cfg.resample)  # type: ignore[arg-type]
+    model_config = ModelConfig(width=cfg.width, output_activation=False, resample=cfg.resample)
     model = SuperSloMo(model_config)
     init_provenance: dict[str, Any] = {}
     if state is not None:
