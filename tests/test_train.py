@@ -130,3 +130,22 @@ def test_training_resumes_from_its_saved_step_and_exports_loadable_weights(data_
     frames = Interpolator(model).interpolate(np.random.rand(40, 50, 3).astype(np.float32),
                                              np.random.rand(40, 50, 3).astype(np.float32), [0.5])
     assert frames[0].shape == (40, 50, 3)
+
+
+def test_a_dis_run_starts_from_the_interpolation_network_of_a_flow_network_model(
+    data_cache: Path, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    config = tmp_path / "dis.json"
+    config.write_text(json.dumps({"width": 4, "flow": "dis", "resample": "bilinear", "crop": 32, "batch": 2,
+                                  "val_every": 100, "steps": 100, "lr": 0.0, "min_lr": 0.0}))
+    out = tmp_path / "run"
+    run = _train(out, config, "--init", str(tiny_model_path), "--max-steps", "1")
+    assert run.returncode == 0, run.stderr
+    state = torch.load(out / "state.pt", weights_only=True)["model"]
+    assert not any(key.startswith("flow_net.") for key in state)
+    init = load_model(tiny_model_path).interp_net.state_dict()
+    assert all(torch.equal(state[f"interp_net.{k}"], v) for k, v in init.items())
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"width": 6, "flow": "dis", "resample": "bilinear"}))
+    refused = _train(tmp_path / "other", wrong, "--init", str(tiny_model_path), "--max-steps", "1")
+    assert refused.returncode != 0 and "--init weights have config" in refused.stderr

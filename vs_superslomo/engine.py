@@ -134,7 +134,7 @@ class Interpolator:
 
     device: "cpu", "cuda", "cuda:N" or "auto".
     fp16: half precision (CUDA only); None picks fp16 on CUDA and fp32 on CPU.
-    flow_scale: 1, 0.5 or 0.25; the flow U-Net runs on frames downscaled by this factor.
+    flow_scale: 1, 0.5 or 0.25; the flows are estimated on frames downscaled by this factor.
     threads: CPU threads for torch; None leaves torch's setting alone.
     cache_pairs: how many frame pairs keep their flows cached.
     max_batch: most timesteps evaluated in one batch; None picks 1 on the CPU (measured: a batch of 3

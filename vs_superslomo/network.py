@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 WarpMode = Literal["exact", "legacy"]
 Resample = Literal["bilinear", "bicubic"]
+FlowSource = Literal["network", "dis"]
 
 # The original implementation subtracts this per-channel mean from RGB in [0, 1].
 ORIGINAL_MEAN = (0.429, 0.431, 0.397)
@@ -34,6 +35,8 @@ class ModelConfig:
     resample: how the output frame samples the input frames along the refined flows. Bilinear
         blurs wherever the flow has a fractional part, even on nearly still content; bicubic keeps
         detail (the interpolation U-Net's own inputs are always warped bilinearly).
+    flow: where the bidirectional flows come from: "network" is the paper's flow U-Net; "dis" is
+        OpenCV's classical DIS estimator (medium preset), and the model has no flow U-Net.
     """
 
     width: int = 32
@@ -41,6 +44,7 @@ class ModelConfig:
     input_mean: tuple[float, float, float] = ORIGINAL_MEAN
     warp: WarpMode = "exact"
     resample: Resample = "bilinear"
+    flow: FlowSource = "network"
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -49,6 +53,8 @@ class ModelConfig:
             raise ValueError(f"warp must be 'exact' or 'legacy', got {self.warp!r}")
         if self.resample not in ("bilinear", "bicubic"):
             raise ValueError(f"resample must be 'bilinear' or 'bicubic', got {self.resample!r}")
+        if self.flow not in ("network", "dis"):
+            raise ValueError(f"flow must be 'network' or 'dis', got {self.flow!r}")
         if len(self.input_mean) != 3:
             raise ValueError(f"input_mean needs 3 values, got {self.input_mean!r}")
         object.__setattr__(self, "input_mean", tuple(float(v) for v in self.input_mean))
@@ -188,13 +194,13 @@ class Synthesis:
 
 
 class SuperSloMo(nn.Module):
-    """Flow U-Net (6 -> 4 channels) and arbitrary-time interpolation U-Net (20 -> 5 channels)."""
+    """Flow U-Net (6 -> 4 channels, or DIS flows) and arbitrary-time interpolation U-Net (20 -> 5 channels)."""
 
     def __init__(self, config: ModelConfig | None = None) -> None:
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        self.flow_net = UNet(6, 4, c.width, c.output_activation)
+        self.flow_net = UNet(6, 4, c.width, c.output_activation) if c.flow == "network" else None
         self.interp_net = UNet(20, 5, c.width, c.output_activation)
         self.register_buffer("mean", torch.tensor(c.input_mean).view(1, 3, 1, 1), persistent=False)
 
@@ -207,6 +213,11 @@ class SuperSloMo(nn.Module):
 
     def compute_flows(self, i0: Tensor, i1: Tensor) -> tuple[Tensor, Tensor]:
         """Bidirectional flows (F0->1, F1->0) in pixels, from normalised frames (N, 3, H, W)."""
+        if self.flow_net is None:
+            from .classical_flow import dis_flows  # OpenCV is only needed by models that use it
+
+            mean = self._mean(i0.dtype)
+            return dis_flows(i0 + mean, i1 + mean)
         out = self.flow_net(torch.cat((i0, i1), dim=1))
         return out[:, :2], out[:, 2:4]
 

@@ -13,7 +13,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..checkpoint import load_model, provenance_of, save_model
-from ..network import ModelConfig, Resample, SuperSloMo, Synthesis
+from ..network import FlowSource, ModelConfig, Resample, SuperSloMo, Synthesis
 from .dataset import VALIDATION_SEED, TrainingBatches, real_validation, synthetic_validation
 from .losses import LossWeights, total_loss
 from .sources import CLIPS, PHOTO_GLOBS, STAMP_GLOB
@@ -36,6 +36,7 @@ from .validate import Score, model_scores
 class TrainConfig:
     width: int = 8
     resample: Resample = "bicubic"  # ModelConfig.resample: how the output samples the warped inputs
+    flow: FlowSource = "network"  # ModelConfig.flow: "dis" trains only the interpolation U-Net
     crop: int = 224
     batch: int = 6
     steps: int = 40000  # the length of the learning-rate schedule
@@ -147,18 +148,22 @@ def main(argv: list[str] | None = None) -> int:
         if key not in {f.name for f in fields(TrainConfig)} or key == "losses":
             raise SystemExit(f"error: --set {item}: unknown config field {key!r}")
         setattr(cfg, key, json.loads(value))
-    if cfg.resample not in ("bilinear", "bicubic"):
-        raise SystemExit(f"error: resample must be 'bilinear' or 'bicubic', got {cfg.resample!r}")
-    model_config = ModelConfig(width=cfg.width, output_activation=False, resample=cfg.resample)
+    try:
+        model_config = ModelConfig(width=cfg.width, output_activation=False, resample=cfg.resample, flow=cfg.flow)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     model = SuperSloMo(model_config)
     init_provenance: dict[str, Any] = {}
     if state is not None:
         model.load_state_dict(state["model"])
     elif args.init:
         init = load_model(args.init)
-        if init.config != model_config:
+        if replace(init.config, flow=model_config.flow) != model_config:
             raise SystemExit(f"error: --init weights have config {init.config}, the run needs {model_config}")
-        model.load_state_dict(init.state_dict())
+        # A model of the other flow source still gives its interpolation U-Net.
+        model.interp_net.load_state_dict(init.interp_net.state_dict())
+        if model.flow_net is not None and init.flow_net is not None:
+            model.flow_net.load_state_dict(init.flow_net.state_dict())
         init_provenance = provenance_of(args.init)
     model.to(device).train()
     forward: nn.Module = _TrainingForward(model)
@@ -224,9 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         elapsed += now - started
         started = now
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.4f}", shift=f"{ranges.max_shift:.0f}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", shift=f"{ranges.max_shift:.0f}")
         if step % 50 == 0 and rank == 0:
-            _log(out, {"step": step, "loss": round(float(loss), 5), **{k: round(v, 5) for k, v in parts.items()},
+            _log(out, {"step": step, "loss": round(float(loss.detach()), 5),
+                       **{k: round(v, 5) for k, v in parts.items()},
                        "lr": _lr_at(cfg, step), "shift": ranges.max_shift, "elapsed": round(elapsed)})
         if step % cfg.val_every == 0 and rank == 0:
             scores = validate(model)

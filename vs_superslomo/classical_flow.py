@@ -1,0 +1,68 @@
+"""Bidirectional optical flow from OpenCV's DIS (Kroeger et al., ECCV 2016), for the hybrid model.
+
+DIS is a classical, non-learned estimator: a coarse-to-fine inverse-search of patches with
+variational refinement. It runs on the CPU on 8-bit grey frames; its flows replace the flow
+U-Net's in models whose config says ``flow="dis"`` (they are inputs of the interpolation U-Net,
+so nothing is back-propagated through them).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+DisPreset = Literal["ultrafast", "fast", "medium"]
+
+_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+
+# A DIS object keeps per-call buffers, so each thread gets its own.
+_local = threading.local()
+
+
+def _estimator(preset: DisPreset) -> cv2.DISOpticalFlow:
+    cache: dict[str, cv2.DISOpticalFlow] = getattr(_local, "estimators", None) or {}
+    _local.estimators = cache
+    if preset not in cache:
+        cache[preset] = cv2.DISOpticalFlow.create(_PRESETS[preset])
+    return cache[preset]
+
+
+def _grey_u8(rgb: Tensor) -> np.ndarray:
+    """(3, H, W) RGB in [0, 1] to an (H, W) uint8 luma image (BT.601 weights, as DIS expects)."""
+    r, g, b = rgb.detach().float().clamp(0, 1).cpu()
+    grey = 0.299 * r + 0.587 * g + 0.114 * b
+    return np.ascontiguousarray((grey * 255).round().to(torch.uint8).numpy())
+
+
+def _calc(dis: cv2.DISOpticalFlow, grey0: np.ndarray, grey1: np.ndarray) -> Tensor:
+    flow = np.zeros((*grey0.shape, 2), np.float32)  # an output: DIS ignores it unless told to start from it
+    return torch.from_numpy(np.asarray(dis.calc(grey0, grey1, flow)))
+
+
+def dis_flows(rgb0: Tensor, rgb1: Tensor, preset: DisPreset = "medium") -> tuple[Tensor, Tensor]:
+    """Flows (F0->1, F1->0) in pixels, (N, 2, H, W), between RGB batches (N, 3, H, W) in [0, 1].
+
+    The result has the device and dtype of the input.
+    """
+    if preset not in _PRESETS:
+        raise ValueError(f"DIS preset must be one of {sorted(_PRESETS)}, got {preset!r}")
+    dis = _estimator(preset)
+    forward, backward = [], []
+    for a, b in zip(rgb0, rgb1, strict=True):
+        ga, gb = _grey_u8(a), _grey_u8(b)
+        forward.append(_calc(dis, ga, gb))
+        backward.append(_calc(dis, gb, ga))
+
+    def stack(flows: list[Tensor]) -> Tensor:
+        return torch.stack(flows).permute(0, 3, 1, 2).to(rgb0.device, rgb0.dtype).contiguous()
+
+    return stack(forward), stack(backward)
