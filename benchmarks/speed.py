@@ -6,7 +6,7 @@ For 640x360, 1280x720 and 1920x1080 at factors 2, 4 and 8: output frames per sec
 of `vspipe` running `core.slomo.Interpolate` on a synthetic moving YUV 4:2:0 8-bit clip, the same
 for mvtools FlowFPS, and the ratio. Start-up (Python, torch, model loading) is excluded by timing
 runs of N and 2N source frames and differencing. Then the cost split of one interpolated frame:
-flow network, interpolation network, warping, colour conversion and VapourSynth overhead (the rest).
+flows (flow network or DIS), interpolation network, warping, colour conversion and VapourSynth overhead (the rest).
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def cost_split(model_path: str | None, w: int, h: int) -> dict[str, float]:
             synth = time.perf_counter() - start
         finally:
             net.backward_warp = original
-    # The pair's shared first-layer features are counted with the flow network (computed once per pair).
-    return {"flow network": flow * 1000, "interpolation network": (synth - times["warp"]) * 1000,
+    # The pair's shared first-layer features are counted with the flows (computed once per pair).
+    return {"flows": flow * 1000, "interpolation network": (synth - times["warp"]) * 1000,
             "warping": times["warp"] * 1000}
 
 
@@ -152,7 +152,7 @@ def main() -> int:
         row = ", ".join(f"x{f}: {per_new[(w, h, f)] / per_new[(w, h, 2)]:.2f}" for f in FACTORS)
         print(f"- {w}x{h}: {row}")
     print("\nCost split of one new frame at factor 2 (ms):")
-    print("| size | flow network | interpolation network | warping | colour conversion | VapourSynth and rest |")
+    print("| size | flows | interpolation network | warping | colour conversion | VapourSynth and rest |")
     print("|---|---:|---:|---:|---:|---:|")
     for w, h in SIZES:
         split = cost_split(args.model, w, h)
@@ -161,7 +161,7 @@ def main() -> int:
         base_s, _, _ = marginal(source, "clip.set_output()\n", env, args.frames)
         convert = max(0.0, conv_s - base_s) * 1000 * 2  # two frames converted to RGB, one back
         rest = per_new[(w, h, 2)] * 1000 - sum(split.values()) - convert
-        print(f"| {w}x{h} | {split['flow network']:.0f} | {split['interpolation network']:.0f} | "
+        print(f"| {w}x{h} | {split['flows']:.0f} | {split['interpolation network']:.0f} | "
               f"{split['warping']:.0f} | {convert:.0f} | {rest:.0f} |")
     return 0
 
