@@ -74,7 +74,7 @@ def test_a_few_steps_on_a_tiny_model_reduce_the_loss() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
 
 
