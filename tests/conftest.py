@@ -27,6 +27,14 @@ def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tiny_dis_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random model of the shipped kind: DIS flows, no flow U-Net."""
+    path = tmp_path_factory.mktemp("models") / "tiny-dis.safetensors"
+    save_model(make_model(flow="dis"), path, {"note": "random weights for tests"})
+    return path
+
+
 def run_vspipe(
     args: list[str], timeout: float = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:

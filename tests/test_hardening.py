@@ -53,11 +53,12 @@ def _color(fmt: vs.VideoFormat, n: int) -> list[float]:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(clip=clips(), factor=st.sampled_from([None, 0, 1, 2, 3, 8]), target=st.sampled_from(TARGETS))
-def test_every_clip_shape_gives_right_frames_or_a_slomo_error(tiny_model_path: Path, clip: vs.VideoNode,
-                                                              factor: int | None,
-                                                              target: tuple[int, int] | None) -> None:
-    kwargs: dict[str, object] = {"model": tiny_model_path}
+@given(clip=clips(), factor=st.sampled_from([None, 0, 1, 2, 3, 8]), target=st.sampled_from(TARGETS),
+       dis=st.booleans())
+def test_every_clip_shape_gives_right_frames_or_a_slomo_error(tiny_model_path: Path, tiny_dis_model_path: Path,
+                                                              clip: vs.VideoNode, factor: int | None,
+                                                              target: tuple[int, int] | None, dis: bool) -> None:
+    kwargs: dict[str, object] = {"model": tiny_dis_model_path if dis else tiny_model_path}
     if target is not None:
         kwargs["fps_num"], kwargs["fps_den"] = target
     if factor is not None:
@@ -80,7 +81,11 @@ def test_every_clip_shape_gives_right_frames_or_a_slomo_error(tiny_model_path: P
                 assert all(np.isfinite(np.asarray(f[p], dtype=np.float64)).all() for p in range(f.format.num_planes))
 
 
-def test_2000_frames_from_8_threads_in_random_order_equal_a_sequential_run(tiny_model_path: Path) -> None:
+@pytest.mark.parametrize("flow", ["network", "dis"])
+def test_2000_frames_from_8_threads_in_random_order_equal_a_sequential_run(
+    flow: str, tiny_model_path: Path, tiny_dis_model_path: Path
+) -> None:
+    model = tiny_dis_model_path if flow == "dis" else tiny_model_path
     rng = np.random.default_rng(0)
     texture = (rng.random((3, 40, 600)) * 255).astype(np.uint8)
     base = core.std.BlankClip(width=48, height=32, format=vs.RGB24, length=500)
@@ -96,9 +101,9 @@ def test_2000_frames_from_8_threads_in_random_order_equal_a_sequential_run(tiny_
     try:
         core.num_threads = 1
         sequential = [bytes(np.asarray(f[0])) + bytes(np.asarray(f[2])) for f in
-                      interpolate(clip, factor=4, model=tiny_model_path).frames()]
+                      interpolate(clip, factor=4, model=model).frames()]
         core.num_threads = 8
-        out = interpolate(clip, factor=4, model=tiny_model_path)
+        out = interpolate(clip, factor=4, model=model)
         order = list(range(out.num_frames))
         random.Random(1).shuffle(order)
 
