@@ -1,15 +1,17 @@
 """Soak: a 20,000-frame synthetic 640x360 clip through vspipe at factor 2; resident memory over time.
 
-    python benchmarks/soak.py [--frames 20000] [--model M | --width W] [--threads T] [--limit-mb 300]
+    python benchmarks/soak.py [--frames 20000] [--model M | --width W [--flow network|dis]] [--threads T]
+                              [--limit-mb 300] [--name soak]
 
 Prints the vspipe process's resident memory (VmRSS) every few seconds, writes the curve to
-benchmarks/results/soak.{md,png} and exits non-zero when it grows by more than --limit-mb after
+benchmarks/results/NAME.{md,png} and exits non-zero when it grows by more than --limit-mb after
 warm-up (the first 5% of the frames). The filter's caches are bounded (4 frame pairs of flows,
 VapourSynth's own frame cache), so memory must stay flat however long the clip.
 
 --width W runs a randomly initialised model of that width instead of the shipped one: the width
 changes the size of the network's temporary tensors, not what the filter keeps between frames, and
-width 2 streams about twice as fast as the shipped width 8 (which needs ~2.8 h on 2 cores here).
+width 2 streams about twice as fast as the shipped width 8 (which needs ~3 h on 2 cores here).
+--flow picks the random model's flow source: "dis" (the shipped model's kind) or "network".
 """
 
 from __future__ import annotations
@@ -91,6 +93,8 @@ def main() -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--model", help="model file (default: the shipped model)")
     which.add_argument("--width", type=int, help="use a randomly initialised model of this width")
+    parser.add_argument("--flow", choices=["network", "dis"], default="dis", help="the random model's flow source")
+    parser.add_argument("--name", default="soak", help="results file name (benchmarks/results/NAME.md, .png)")
     parser.add_argument("--threads", type=int, default=0, help="VapourSynth and network threads (default: all)")
     parser.add_argument("--limit-mb", type=float, default=300.0, help="allowed growth after warm-up")
     parser.add_argument("--every", type=float, default=30.0, help="seconds between samples")
@@ -102,8 +106,8 @@ def main() -> int:
             env["VS_SUPERSLOMO_MODEL"] = str(Path(args.model).resolve())
             model = Path(args.model).name
         elif args.width:
-            env["VS_SUPERSLOMO_MODEL"] = _random_model(args.width, Path(tmp))
-            model = f"a random width-{args.width} model"
+            env["VS_SUPERSLOMO_MODEL"] = _random_model(args.width, args.flow, Path(tmp))
+            model = f"a random width-{args.width} model, {args.flow} flows"
         script = Path(tmp) / "soak.vpy"
         script.write_text(textwrap.dedent(SCRIPT.format(frames=args.frames, threads=args.threads)))
         vspipe = Path(sys.executable).parent / "vspipe"
@@ -120,11 +124,11 @@ def main() -> int:
                f"RSS after warm-up {warm[0][1]:.0f} MB, peak {max(s[1] for s in warm):.0f} MB, "
                f"growth {growth:.0f} MB (limit {args.limit_mb:.0f} MB)")
     print("\n" + summary)
-    _report(samples, total, summary)
+    _report(samples, total, summary, args.name)
     return 0 if growth <= args.limit_mb else 1
 
 
-def _random_model(width: int, directory: Path) -> str:
+def _random_model(width: int, flow: str, directory: Path) -> str:
     import torch
 
     from vs_superslomo.checkpoint import save_model
@@ -132,16 +136,17 @@ def _random_model(width: int, directory: Path) -> str:
 
     torch.manual_seed(0)
     path = directory / f"random_w{width}.safetensors"
-    save_model(SuperSloMo(ModelConfig(width=width)), path, {"note": "random weights for the soak"})
+    save_model(SuperSloMo(ModelConfig(width=width, flow=flow)), path,  # type: ignore[arg-type]
+               {"note": "random weights for the soak"})
     return str(path)
 
 
-def _report(samples: list[tuple[float, float, int]], total: int, summary: str) -> None:
+def _report(samples: list[tuple[float, float, int]], total: int, summary: str, name: str) -> None:
     """The curve as a table (about 20 rows) and a plot, in benchmarks/results/."""
     rows = samples[:: max(1, len(samples) // 20)] + samples[-1:]
     lines = [summary, "", "| time (s) | output frames | RSS (MB) |", "|---:|---:|---:|"]
     lines += [f"| {t:.0f} | {done} | {rss:.0f} |" for t, rss, done in dict.fromkeys(rows)]
-    (RESULTS / "soak.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib
 
@@ -157,7 +162,7 @@ def _report(samples: list[tuple[float, float, int]], total: int, summary: str) -
     ax.set_title(f"vspipe resident memory, {total // 2:,} source frames at factor 2")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "soak.png", dpi=100)
+    fig.savefig(RESULTS / f"{name}.png", dpi=100)
 
 
 if __name__ == "__main__":
