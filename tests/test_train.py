@@ -15,10 +15,11 @@ from PIL import Image
 from skimage import data as skdata
 
 from vs_superslomo import Interpolator, load_model
-from vs_superslomo.network import ModelConfig, SuperSloMo, backward_warp
+from vs_superslomo.network import ModelConfig, SuperSloMo, UNet, backward_warp
 from vs_superslomo.train import sources
 from vs_superslomo.train.losses import LossWeights, total_loss
 from vs_superslomo.train.synthetic import MotionRanges, PhotoBank, random_scene, synthetic_sample
+from vs_superslomo.train.widen import widen_unet
 
 
 def _photos() -> list[np.ndarray]:
@@ -145,7 +146,48 @@ def test_a_dis_run_starts_from_the_interpolation_network_of_a_flow_network_model
     assert not any(key.startswith("flow_net.") for key in state)
     init = load_model(tiny_model_path).interp_net.state_dict()
     assert all(torch.equal(state[f"interp_net.{k}"], v) for k, v in init.items())
-    wrong = tmp_path / "wrong.json"
-    wrong.write_text(json.dumps({"width": 6, "flow": "dis", "resample": "bilinear"}))
-    refused = _train(tmp_path / "other", wrong, "--init", str(tiny_model_path), "--max-steps", "1")
+    narrower = tmp_path / "narrower.json"
+    narrower.write_text(json.dumps({"width": 2, "flow": "dis", "resample": "bilinear"}))
+    refused = _train(tmp_path / "other", narrower, "--init", str(tiny_model_path), "--max-steps", "1")
     assert refused.returncode != 0 and "--init weights have config" in refused.stderr
+
+
+@pytest.mark.parametrize(("cin", "cout", "narrow", "wide"),
+                         [(20, 5, 4, 6), (20, 5, 8, 12), (6, 4, 4, 8), (20, 5, 4, 4)])
+def test_a_widened_unet_computes_what_the_narrow_one_did_and_can_learn_more(cin: int, cout: int, narrow: int,
+                                                                           wide: int) -> None:
+    torch.manual_seed(0)
+    small, large = UNet(cin, cout, narrow, False), UNet(cin, cout, wide, False)
+    widen_unet(small, large)
+    x = torch.randn(2, cin, 64, 96)
+    reference = small(x)
+    assert reference.abs().mean() > 1e-3
+    torch.testing.assert_close(large(x), reference, atol=1e-5, rtol=1e-4)
+    if wide == narrow:
+        return
+    # up5.conv2 reads (upsampled, skip), `wide` channels each; the new ones feed the old outputs nothing yet
+    new_inputs = [*range(narrow, wide), *range(wide + narrow, 2 * wide)]
+    assert large.up5.conv2.weight[:narrow, new_inputs].abs().sum() == 0
+    large(x).square().mean().backward()
+    grad = large.up5.conv2.weight.grad
+    assert grad is not None and grad[:narrow, new_inputs].abs().sum() > 0  # but they learn to
+
+
+def test_a_unet_is_not_narrowed() -> None:
+    with pytest.raises(ValueError, match="cannot widen"):
+        widen_unet(UNet(20, 5, 8, False), UNet(20, 5, 4, False))
+
+
+def test_a_wider_run_starts_from_a_narrower_model_computing_the_same(
+    data_cache: Path, tmp_path: Path, tiny_dis_model_path: Path
+) -> None:
+    config = tmp_path / "wide.json"
+    config.write_text(json.dumps({"width": 6, "flow": "dis", "resample": "bilinear", "crop": 32, "batch": 2,
+                                  "val_every": 100, "steps": 100, "lr": 0.0, "min_lr": 0.0}))
+    run = _train(tmp_path / "run", config, "--init", str(tiny_dis_model_path), "--max-steps", "1")
+    assert run.returncode == 0, run.stderr
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)["model"]
+    wide = UNet(20, 5, 6, False)
+    wide.load_state_dict({k.removeprefix("interp_net."): v for k, v in state.items() if k.startswith("interp_net.")})
+    x = torch.randn(1, 20, 64, 96)
+    torch.testing.assert_close(wide(x), load_model(tiny_dis_model_path).interp_net(x), atol=1e-5, rtol=1e-4)
