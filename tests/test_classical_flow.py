@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import vapoursynth as vs
 from conftest import make_model
 from skimage import data as skdata
 
@@ -91,3 +94,26 @@ def test_the_engine_runs_a_dis_model_at_any_size_and_flow_scale(flow_scale: floa
     frames = engine.interpolate(img0, np.roll(img0, 2, axis=1), [0.25, 0.5, 0.75])
     assert [f.shape for f in frames] == [(37, 71, 3)] * 3
     assert all(np.isfinite(f).all() for f in frames)
+
+
+def test_the_dis_preset_reaches_the_estimator_through_the_filter(tiny_dis_model_path: Path) -> None:
+    photo = skdata.astronaut()[100:228, 100:292]
+    frames = [np.roll(photo, 4 * k, axis=1) for k in range(2)]
+    clip = vs.core.std.BlankClip(width=192, height=128, format=vs.RGB24, length=2)
+    clip = vs.core.std.ModifyFrame(clip, clip, lambda n, f: _filled(f, frames[n]))
+    outputs = {}
+    for preset in ("ultrafast", "medium"):
+        out = vs.core.slomo.Interpolate(clip, factor=2, model=str(tiny_dis_model_path), dis_preset=preset)
+        with out.get_frame(1) as f:
+            outputs[preset] = np.stack([np.asarray(f[p]) for p in range(3)])
+    default = vs.core.slomo.Interpolate(clip, factor=2, model=str(tiny_dis_model_path))
+    with default.get_frame(1) as f:
+        assert np.array_equal(np.stack([np.asarray(f[p]) for p in range(3)]), outputs["medium"])
+    assert not np.array_equal(outputs["ultrafast"], outputs["medium"])
+
+
+def _filled(frame: vs.VideoFrame, rgb: np.ndarray) -> vs.VideoFrame:
+    out = frame.copy()
+    for p in range(3):
+        np.copyto(np.asarray(out[p]), rgb[..., p])
+    return out

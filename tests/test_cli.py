@@ -83,7 +83,8 @@ def test_slow_motion_can_stretch_the_audio(clip_with_audio: Path, tmp_path: Path
      (["{clip}", "-o", "/nonexistent/dir/x.mp4"], "does not exist"),
      (["{clip}", "-o", "{tmp}/x.mp4", "--fps", "abc"], "bad frame rate"),
      (["{clip}", "-o", "{tmp}/x.mp4", "--fps", "0"], "bad frame rate"),
-     (["{notvideo}", "-o", "{tmp}/x.mp4"], "cannot read a video stream")],
+     (["{notvideo}", "-o", "{tmp}/x.mp4"], "cannot read a video stream"),
+     (["{clip}", "-o", "{tmp}/x.mp4", "--dis-preset", "fast"], "only to models with DIS flows")],
 )
 def test_bad_input_gives_one_line_and_no_output(clip_with_audio: Path, tmp_path: Path, model_env: dict[str, str],
                                                 args: list[str], message: str) -> None:

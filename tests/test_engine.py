@@ -108,7 +108,8 @@ def test_flow_scale_runs_the_flow_net_on_smaller_frames(scale: float) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"flow_scale": 0.3}, "flow_scale"), ({"device": "tpu"}, "device"), ({"fp16": True}, "fp16"),
-     ({"max_batch": 0}, "max_batch")],
+     ({"max_batch": 0}, "max_batch"), ({"dis_preset": "slow"}, "dis_preset must be"),
+     ({"dis_preset": "fast"}, "only to models with DIS flows")],
 )
 def test_bad_engine_settings(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):

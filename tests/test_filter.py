@@ -273,6 +273,8 @@ BAD_ARGS = [
     ({"device": "tpu"}, "device"),
     ({"flow_scale": 0.3}, "flow_scale must be one of"),
     ({"sc_threshold": 0.0}, "sc_threshold"),
+    ({"dis_preset": "slow"}, "dis_preset must be one of ultrafast, fast, medium"),
+    ({"dis_preset": "fast"}, "dis_preset applies only to models with DIS flows"),  # the tiny model has a flow U-Net
 ]
 
 

@@ -9,14 +9,13 @@ so nothing is back-propagated through them).
 from __future__ import annotations
 
 import threading
-from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
-DisPreset = Literal["ultrafast", "fast", "medium"]
+from .network import DisPreset
 
 _PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,

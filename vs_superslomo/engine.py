@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .network import SIZE_MULTIPLE, SuperSloMo
+from .network import DIS_PRESETS, SIZE_MULTIPLE, DisPreset, SuperSloMo
 
 PadMode = Literal["replicate", "reflect"]
 FLOW_SCALES = (1.0, 0.5, 0.25)
@@ -141,6 +141,8 @@ class Interpolator:
         timesteps took 1.45x the time of three single ones at 1280x720) and 4 on CUDA.
     pad_mode: how frames are padded to the network's size multiple ("replicate" or "reflect").
     channels_last: run convolutions in channels-last memory format.
+    dis_preset: OpenCV DIS preset ("ultrafast", "fast", "medium") for models with DIS flows; None is
+        "medium", the preset the shipped model was trained with. Refused for flow-network models.
     """
 
     def __init__(
@@ -154,6 +156,7 @@ class Interpolator:
         max_batch: int | None = None,
         pad_mode: PadMode = "replicate",
         channels_last: bool = False,
+        dis_preset: DisPreset | None = None,
     ) -> None:
         self.device = resolve_device(device)
         is_cuda = self.device.type == "cuda"
@@ -163,6 +166,11 @@ class Interpolator:
             raise ValueError("fp16 needs a CUDA device; on the CPU use fp16=False")
         if flow_scale not in FLOW_SCALES:
             raise ValueError(f"flow_scale must be one of {FLOW_SCALES}, got {flow_scale!r}")
+        if dis_preset is not None:
+            if dis_preset not in DIS_PRESETS:
+                raise ValueError(f"dis_preset must be one of {', '.join(DIS_PRESETS)}, got {dis_preset!r}")
+            if model.flow_net is not None:
+                raise ValueError("dis_preset applies only to models with DIS flows; this model has a flow network")
         if pad_mode not in ("replicate", "reflect"):
             raise ValueError(f"pad_mode must be 'replicate' or 'reflect', got {pad_mode!r}")
         if max_batch is None:
@@ -175,6 +183,7 @@ class Interpolator:
             torch.set_num_threads(threads)
         self.dtype = torch.float16 if fp16 else torch.float32
         self.flow_scale = float(flow_scale)
+        self.dis_preset: DisPreset = dis_preset or "medium"
         self.pad_mode: PadMode = pad_mode
         self.max_batch = max_batch
         self.multiple = round(SIZE_MULTIPLE / self.flow_scale)
@@ -204,11 +213,11 @@ class Interpolator:
         i0, i1 = self._prepare(rgb0), self._prepare(rgb1)
         s = self.flow_scale
         if s == 1.0:
-            f01, f10 = self.model.compute_flows(i0, i1)
+            f01, f10 = self.model.compute_flows(i0, i1, self.dis_preset)
         else:
             small = [F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=True)
                      for x in (i0, i1)]
-            f01, f10 = self.model.compute_flows(small[0], small[1])
+            f01, f10 = self.model.compute_flows(small[0], small[1], self.dis_preset)
             size = i0.shape[-2:]
             f01, f10 = (F.interpolate(f, size=size, mode="bilinear", align_corners=False) / s for f in (f01, f10))
         return _PairState(i0, i1, f01, f10, self.model.pair_stem(i0, i1, f01, f10))

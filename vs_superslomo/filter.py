@@ -24,7 +24,7 @@ import vapoursynth as vs
 from .checkpoint import ModelFileError, default_model_path, load_model
 from .engine import FLOW_SCALES, Interpolator, resolve_device
 from .heap import HeapTrimmer
-from .network import SuperSloMo
+from .network import DIS_PRESETS, SuperSloMo
 from .timing import Timing
 
 core = vs.core
@@ -191,6 +191,7 @@ def interpolate(
     sc: bool = True,
     sc_threshold: float = DEFAULT_SC_THRESHOLD,
     threads: int | None = None,
+    dis_preset: str | None = None,
 ) -> vs.VideoNode:
     """Interpolate frames with Super SloMo.
 
@@ -212,6 +213,9 @@ def interpolate(
             frames above which a pair counts as a cut. Lower it if cuts morph; raise it if fast
             motion gets frozen.
         threads: CPU threads for the network (default: ``core.num_threads``).
+        dis_preset: "ultrafast", "fast" or "medium" (default): the motion estimator's speed/quality
+            preset, for models with DIS flows (the shipped one). "fast" takes about a fifth of
+            "medium"'s estimation time and costs ~0.1-0.3 dB.
 
     Every interpolated frame carries the props of the nearer source frame plus ``SloMoTime``
     (the timestep in (0, 1)); source-time frames carry their own props.
@@ -224,6 +228,8 @@ def interpolate(
         raise SloMoError(f"sc_threshold must be in (0, 1], got {sc_threshold!r}")
     if threads is not None and threads < 1:
         raise SloMoError(f"threads must be at least 1, got {threads!r}")
+    if dis_preset is not None and dis_preset not in DIS_PRESETS:
+        raise SloMoError(f"dis_preset must be one of {', '.join(DIS_PRESETS)}, got {dis_preset!r}")
     try:
         dev = resolve_device(device)
     except ValueError as e:
@@ -234,8 +240,10 @@ def interpolate(
     if timing.output_frames > 2**31 - 1:
         raise SloMoError(f"the output would have {timing.output_frames} frames, more than VapourSynth allows")
     net = _resolve_model(model)
+    if dis_preset is not None and net.flow_net is not None:
+        raise SloMoError("dis_preset applies only to models with DIS flows; this model has a flow network")
     engine = Interpolator(net, device=dev, fp16=fp16, flow_scale=flow_scale,
-                          threads=threads or core.num_threads)
+                          threads=threads or core.num_threads, dis_preset=dis_preset)
     return _build_graph(clip, timing, engine, sc, float(sc_threshold))
 
 

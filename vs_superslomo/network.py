@@ -18,6 +18,8 @@ from torch import Tensor, nn
 WarpMode = Literal["exact", "legacy"]
 Resample = Literal["bilinear", "bicubic"]
 FlowSource = Literal["network", "dis"]
+DisPreset = Literal["ultrafast", "fast", "medium"]  # OpenCV DIS presets, fastest first
+DIS_PRESETS: tuple[DisPreset, ...] = ("ultrafast", "fast", "medium")
 
 # The original implementation subtracts this per-channel mean from RGB in [0, 1].
 ORIGINAL_MEAN = (0.429, 0.431, 0.397)
@@ -211,13 +213,16 @@ class SuperSloMo(nn.Module):
         """RGB in [0, 1] to the network's input space."""
         return rgb - self._mean(rgb.dtype)
 
-    def compute_flows(self, i0: Tensor, i1: Tensor) -> tuple[Tensor, Tensor]:
-        """Bidirectional flows (F0->1, F1->0) in pixels, from normalised frames (N, 3, H, W)."""
+    def compute_flows(self, i0: Tensor, i1: Tensor, dis_preset: DisPreset = "medium") -> tuple[Tensor, Tensor]:
+        """Bidirectional flows (F0->1, F1->0) in pixels, from normalised frames (N, 3, H, W).
+
+        ``dis_preset`` is DIS's speed/quality preset for models with ``flow="dis"``; others ignore it.
+        """
         if self.flow_net is None:
             from .classical_flow import dis_flows  # OpenCV is only needed by models that use it
 
             mean = self._mean(i0.dtype)
-            return dis_flows(i0 + mean, i1 + mean)
+            return dis_flows(i0 + mean, i1 + mean, dis_preset)
         out = self.flow_net(torch.cat((i0, i1), dim=1))
         return out[:, :2], out[:, 2:4]
 

@@ -18,7 +18,7 @@ _PLUGIN_NAMESPACE = "slomo"
 
 def _plugin_interpolate(clip: vs.VideoNode, **kwargs: Any) -> vs.VideoNode:
     # Arguments arrive as VapourSynth map values: bools as ints, strings as str or bytes.
-    for name in ("model", "device"):
+    for name in ("model", "device", "dis_preset"):
         if isinstance(kwargs.get(name), bytes):
             kwargs[name] = kwargs[name].decode()
     for name in ("fp16", "sc"):
