@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from .checkpoint import ModelFileError, load_model
+from .network import DIS_PRESETS
 from .train.dataset import ValidationItem, real_validation, synthetic_validation
 from .train.validate import Method, Score, blend_method, model_method, score_method
 
@@ -121,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=int, nargs="+", default=[2, 4], choices=[2, 4, 8])
     parser.add_argument("--model", help="model file (default: the shipped model)")
     parser.add_argument("--flow-scale", type=float, default=1.0, choices=[1.0, 0.5, 0.25])
+    parser.add_argument("--dis-preset", choices=DIS_PRESETS, help="DIS preset for DIS-flow models (default medium)")
     parser.add_argument("--windows", type=int, default=12, help="windows per clip (default 12)")
     parser.add_argument("--no-mvtools", action="store_true", help="skip the mvtools comparison")
     parser.add_argument("--json", type=Path, help="also write the scores as JSON")
@@ -132,8 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     except ModelFileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if args.dis_preset and model.flow_net is not None:
+        print("error: --dis-preset applies only to models with DIS flows", file=sys.stderr)
+        return 1
     torch.set_num_threads(torch.get_num_threads())
-    methods: dict[str, Method] = {"ours": model_method(model, args.flow_scale), "blend": blend_method}
+    methods: dict[str, Method] = {"ours": model_method(model, args.flow_scale, args.dis_preset),
+                                  "blend": blend_method}
     if not args.no_mvtools:
         methods["mvtools"] = mvtools_method()
     results: dict[int, dict[str, dict[str, Score]]] = {}

@@ -12,7 +12,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import Tensor
 
 from ..engine import Interpolator
-from ..network import SuperSloMo
+from ..network import DisPreset, SuperSloMo
 from .dataset import ValidationItem
 
 # A method maps (frame0, frame1, timesteps) with (3, H, W) frames in [0, 1] to one frame per timestep.
@@ -58,8 +58,8 @@ def blend_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> 
     return [(1 - t) * frame0 + t * frame1 for t in timesteps]
 
 
-def model_method(model: SuperSloMo, flow_scale: float = 1.0) -> Method:
-    engine = Interpolator(model, device="cpu", flow_scale=flow_scale)
+def model_method(model: SuperSloMo, flow_scale: float = 1.0, dis_preset: DisPreset | None = None) -> Method:
+    engine = Interpolator(model, device="cpu", flow_scale=flow_scale, dis_preset=dis_preset)
 
     def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
         return list(engine.interpolate_tensors(frame0[None], frame1[None], list(timesteps)))
