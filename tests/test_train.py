@@ -133,6 +133,21 @@ def test_training_resumes_from_its_saved_step_and_exports_loadable_weights(data_
     assert frames[0].shape == (40, 50, 3)
 
 
+def test_the_same_command_trains_under_torchrun_with_two_processes(data_cache: Path, tmp_path: Path) -> None:
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"width": 4, "crop": 32, "batch": 4, "val_every": 2, "steps": 100}))
+    out = tmp_path / "run"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    run = subprocess.run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "vs_superslomo.train",
+                          "--out", str(out), "--config", str(config), "--max-steps", "2"],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr
+    state = torch.load(out / "state.pt", weights_only=True)
+    assert state["step"] == 2 and len(state["rng"]) == 1  # written once, by rank 0
+    assert [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()] == [2]
+    assert load_model(out / "best.safetensors").config.width == 4
+
+
 def test_a_dis_run_starts_from_the_interpolation_network_of_a_flow_network_model(
     data_cache: Path, tmp_path: Path, tiny_model_path: Path
 ) -> None:
