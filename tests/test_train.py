@@ -19,7 +19,7 @@ from vs_superslomo.network import ModelConfig, SuperSloMo, UNet, backward_warp
 from vs_superslomo.train import sources
 from vs_superslomo.train.losses import LossWeights, total_loss
 from vs_superslomo.train.synthetic import MotionRanges, PhotoBank, random_scene, synthetic_sample
-from vs_superslomo.train.widen import widen_unet
+from vs_superslomo.train.width import narrow_unet, widen_unet
 
 
 def _photos() -> list[np.ndarray]:
@@ -161,9 +161,9 @@ def test_a_dis_run_starts_from_the_interpolation_network_of_a_flow_network_model
     assert not any(key.startswith("flow_net.") for key in state)
     init = load_model(tiny_model_path).interp_net.state_dict()
     assert all(torch.equal(state[f"interp_net.{k}"], v) for k, v in init.items())
-    narrower = tmp_path / "narrower.json"
-    narrower.write_text(json.dumps({"width": 2, "flow": "dis", "resample": "bilinear"}))
-    refused = _train(tmp_path / "other", narrower, "--init", str(tiny_model_path), "--max-steps", "1")
+    other_resampling = tmp_path / "bicubic.json"
+    other_resampling.write_text(json.dumps({"width": 4, "flow": "dis", "resample": "bicubic"}))
+    refused = _train(tmp_path / "other", other_resampling, "--init", str(tiny_model_path), "--max-steps", "1")
     assert refused.returncode != 0 and "--init weights have config" in refused.stderr
 
 
@@ -188,21 +188,36 @@ def test_a_widened_unet_computes_what_the_narrow_one_did_and_can_learn_more(cin:
     assert grad is not None and grad[:narrow, new_inputs].abs().sum() > 0  # but they learn to
 
 
-def test_a_unet_is_not_narrowed() -> None:
+def test_narrowing_keeps_the_leading_channels_so_it_undoes_a_widening() -> None:
+    torch.manual_seed(0)
+    small, large, again = UNet(20, 5, 4, False), UNet(20, 5, 8, False), UNet(20, 5, 4, False)
+    widen_unet(small, large)
+    narrow_unet(large, again)
+    assert all(torch.equal(a, b) for a, b in zip(small.state_dict().values(), again.state_dict().values(), strict=True))
     with pytest.raises(ValueError, match="cannot widen"):
-        widen_unet(UNet(20, 5, 8, False), UNet(20, 5, 4, False))
+        widen_unet(large, small)
+    with pytest.raises(ValueError, match="cannot narrow"):
+        narrow_unet(small, large)
 
 
-def test_a_wider_run_starts_from_a_narrower_model_computing_the_same(
-    data_cache: Path, tmp_path: Path, tiny_dis_model_path: Path
-) -> None:
-    config = tmp_path / "wide.json"
-    config.write_text(json.dumps({"width": 6, "flow": "dis", "resample": "bilinear", "crop": 32, "batch": 2,
+@pytest.mark.parametrize("width", [6, 2])
+def test_a_run_of_another_width_starts_from_the_given_model(data_cache: Path, tmp_path: Path,
+                                                            tiny_dis_model_path: Path, width: int) -> None:
+    config = tmp_path / "other-width.json"
+    config.write_text(json.dumps({"width": width, "flow": "dis", "resample": "bilinear", "crop": 32, "batch": 2,
                                   "val_every": 100, "steps": 100, "lr": 0.0, "min_lr": 0.0}))
     run = _train(tmp_path / "run", config, "--init", str(tiny_dis_model_path), "--max-steps", "1")
     assert run.returncode == 0, run.stderr
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)["model"]
-    wide = UNet(20, 5, 6, False)
-    wide.load_state_dict({k.removeprefix("interp_net."): v for k, v in state.items() if k.startswith("interp_net.")})
-    x = torch.randn(1, 20, 64, 96)
-    torch.testing.assert_close(wide(x), load_model(tiny_dis_model_path).interp_net(x), atol=1e-5, rtol=1e-4)
+    trained = UNet(20, 5, width, False)
+    trained.load_state_dict({k.removeprefix("interp_net."): v for k, v in state.items()
+                             if k.startswith("interp_net.")})
+    init = load_model(tiny_dis_model_path).interp_net
+    if width > 4:  # widened: the same frames as the init model
+        x = torch.randn(1, 20, 64, 96)
+        torch.testing.assert_close(trained(x), init(x), atol=1e-5, rtol=1e-4)
+    else:  # narrowed: its leading channels
+        expected = UNet(20, 5, width, False)
+        narrow_unet(init, expected)
+        assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), expected.state_dict().values(),
+                                                     strict=True))

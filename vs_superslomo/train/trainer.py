@@ -30,7 +30,7 @@ from .losses import LossWeights, total_loss
 from .sources import CLIPS, PHOTO_GLOBS, STAMP_GLOB
 from .synthetic import MotionRanges
 from .validate import Score, model_scores
-from .widen import widen_unet
+from .width import transfer_unet
 
 
 @dataclass
@@ -115,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="run directory (state, logs, exported weights)")
     parser.add_argument("--config", type=Path, help="JSON file with TrainConfig fields")
-    parser.add_argument("--init", help="start from these weights, of the same or a smaller width (ignored when "
-                        "DIR/state.pt exists)")
+    parser.add_argument("--init", help="start from these weights, of any width (ignored when DIR/state.pt "
+                        "exists)")
     parser.add_argument("--minutes", type=float, help="stop (and save) after this much wall time")
     parser.add_argument("--max-steps", type=int, help="stop (and save) at this step")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -160,14 +160,14 @@ def main(argv: list[str] | None = None) -> int:
         model.load_state_dict(state["model"])
     elif args.init:
         init = load_model(args.init)
-        if (replace(init.config, flow=model_config.flow, width=model_config.width) != model_config
-                or init.config.width > model_config.width):
+        if replace(init.config, flow=model_config.flow, width=model_config.width) != model_config:
             raise SystemExit(f"error: --init weights have config {init.config}, the run needs {model_config} "
-                             "(a different flow source or a smaller width is fine)")
-        # A model of the other flow source still gives its interpolation U-Net; a narrower one is widened.
-        widen_unet(init.interp_net, model.interp_net)
+                             "(only the flow source and the width may differ)")
+        # A model of the other flow source still gives its interpolation U-Net; another width is
+        # widened exactly or narrowed to its leading channels (train/width.py).
+        transfer_unet(init.interp_net, model.interp_net)
         if model.flow_net is not None and init.flow_net is not None:
-            widen_unet(init.flow_net, model.flow_net)
+            transfer_unet(init.flow_net, model.flow_net)
         init_provenance = provenance_of(args.init)
     model.to(device).train()
     forward: nn.Module = _TrainingForward(model)
