@@ -15,6 +15,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from vs_superslomo import Interpolator, load_model
+from vs_superslomo.checkpoint import provenance_of
 from vs_superslomo.network import ModelConfig, SuperSloMo, UNet, backward_warp
 from vs_superslomo.train import sources
 from vs_superslomo.train.losses import LossWeights, total_loss
@@ -205,9 +206,10 @@ def test_a_run_of_another_width_starts_from_the_given_model(data_cache: Path, tm
                                                             tiny_dis_model_path: Path, width: int) -> None:
     config = tmp_path / "other-width.json"
     config.write_text(json.dumps({"width": width, "flow": "dis", "resample": "bilinear", "crop": 32, "batch": 2,
-                                  "val_every": 100, "steps": 100, "lr": 0.0, "min_lr": 0.0}))
+                                  "val_every": 1, "steps": 100, "lr": 0.0, "min_lr": 0.0}))
     run = _train(tmp_path / "run", config, "--init", str(tiny_dis_model_path), "--max-steps", "1")
     assert run.returncode == 0, run.stderr
+    assert provenance_of(tmp_path / "run" / "best.safetensors")["init"] == tiny_dis_model_path.name
     state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)["model"]
     trained = UNet(20, 5, width, False)
     trained.load_state_dict({k.removeprefix("interp_net."): v for k, v in state.items()

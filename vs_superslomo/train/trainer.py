@@ -177,11 +177,13 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, best, elapsed = 0, -math.inf, float(init_provenance.get("wall_seconds", 0.0))
     base_steps = int(init_provenance.get("steps", 0))
+    init_name = Path(args.init).name if args.init and state is None else None
     rng = np.random.default_rng(cfg.seed + 1000 * rank)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         step, best, elapsed = int(state["step"]), float(state["best"]), float(state["elapsed"])
         base_steps = int(state.get("base_steps", 0))
+        init_name = state.get("init")
         if rank < len(state["rng"]):
             rng.bit_generator.state = state["rng"][rank]
         torch.set_rng_state(state["torch_rng"])
@@ -196,14 +198,15 @@ def main(argv: list[str] | None = None) -> int:
         rng_states = [rng.bit_generator.state]
         torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "best": best,
                     "elapsed": elapsed, "rng": rng_states, "torch_rng": torch.get_rng_state(),
-                    "config": asdict(cfg), "base_steps": base_steps}, str(state_path) + ".tmp")
+                    "config": asdict(cfg), "base_steps": base_steps, "init": init_name}, str(state_path) + ".tmp")
         os.replace(str(state_path) + ".tmp", state_path)
 
     def provenance(scores: dict[str, dict[str, Score]]) -> dict[str, Any]:
         return {
             "trainer": "vs_superslomo.train",
             "train_config": asdict(cfg),
-            "steps": base_steps + step,
+            "steps": base_steps + step,  # counting the --init model's own steps
+            "init": init_name,
             "wall_seconds": round(elapsed),
             "validation_seed": VALIDATION_SEED,
             "validation": _summary(scores),
