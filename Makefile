@@ -42,8 +42,8 @@ data: $(VENV)/.installed
 JEMALLOC := $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2)
 train: $(VENV)/.installed
 	$(if $(JEMALLOC),LD_PRELOAD=$(firstword $(JEMALLOC)) MALLOC_CONF=dirty_decay_ms:-1$(,)muzzy_decay_ms:-1) \
-	$(PY) -m vs_superslomo.train --out $${VS_SUPERSLOMO_DATA:-$$HOME/.cache/vs-superslomo}/runs/dis8 \
-		--config configs/dis-w8.json --init models/superslomo.safetensors
+	$(PY) -m vs_superslomo.train --out $${VS_SUPERSLOMO_DATA:-$$HOME/.cache/vs-superslomo}/runs/dis4 \
+		--config configs/dis-w4.json --init models/superslomo.safetensors
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/engine_speed.py

@@ -10,7 +10,7 @@ VapourSynth's own frame cache), so memory must stay flat however long the clip.
 
 --width W runs a randomly initialised model of that width instead of the shipped one: the width
 changes the size of the network's temporary tensors, not what the filter keeps between frames, and
-width 2 streams about twice as fast as the shipped width 8 (which needs ~3 h on 2 cores here).
+width 2 streams faster than the shipped width 4 (which needs ~2 h on 2 cores here).
 --flow picks the random model's flow source: "dis" (the shipped model's kind) or "network".
 """
 

@@ -21,8 +21,8 @@ from .network import DIS_PRESETS, SIZE_MULTIPLE, DisPreset, SuperSloMo
 
 PadMode = Literal["replicate", "reflect"]
 FLOW_SCALES = (1.0, 0.5, 0.25)
-# Default number of frame pairs whose flows stay cached (at 1080p with width 8 one pair holds
-# about 150 MB: frames, flows and the shared first-layer features).
+# Default number of frame pairs whose flows stay cached (at 1080p with width 8 one pair held
+# about 150 MB: frames, flows and the shared first-layer features; width 4 holds less).
 DEFAULT_CACHE_PAIRS = 4
 
 T = TypeVar("T")
