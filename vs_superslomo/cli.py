@@ -287,7 +287,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flow-scale", type=float, default=1.0, choices=[1.0, 0.5, 0.25],
                    help="estimate motion at this scale (0.5 for HD speed, 0.25 for 4K)")
     p.add_argument("--dis-preset", choices=["ultrafast", "fast", "medium"],
-                   help="motion estimator preset for DIS-flow models (default medium; fast: quicker, 0.1-0.3 dB lower)")
+                   help="motion estimator preset for DIS-flow models (default medium; fast: quicker, 0.1-0.5 dB lower)")
     p.add_argument("--codec", choices=list(CODECS), default="x264")
     p.add_argument("--crf", type=int, default=18, help="quality for x264/x265 (lower is better, default 18)")
     p.add_argument("--preset", default="medium", help="x264/x265 preset (default medium)")

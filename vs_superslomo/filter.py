@@ -215,7 +215,7 @@ def interpolate(
         threads: CPU threads for the network (default: ``core.num_threads``).
         dis_preset: "ultrafast", "fast" or "medium" (default): the motion estimator's speed/quality
             preset, for models with DIS flows (the shipped one). "fast" takes about a fifth of
-            "medium"'s estimation time and costs ~0.1-0.3 dB.
+            "medium"'s estimation time and costs 0.1-0.5 dB.
 
     Every interpolated frame carries the props of the nearer source frame plus ``SloMoTime``
     (the timestep in (0, 1)); source-time frames carry their own props.
