@@ -134,12 +134,13 @@ def main(argv: list[str] | None = None) -> int:
     except ModelFileError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if args.dis_preset and model.flow_net is not None:
-        print("error: --dis-preset applies only to models with DIS flows", file=sys.stderr)
+    try:
+        ours = model_method(model, args.flow_scale, args.dis_preset)
+    except ValueError as e:  # e.g. a DIS preset for a model with a flow network
+        print(f"error: {e}", file=sys.stderr)
         return 1
     torch.set_num_threads(torch.get_num_threads())
-    methods: dict[str, Method] = {"ours": model_method(model, args.flow_scale, args.dis_preset),
-                                  "blend": blend_method}
+    methods: dict[str, Method] = {"ours": ours, "blend": blend_method}
     if not args.no_mvtools:
         methods["mvtools"] = mvtools_method()
     results: dict[int, dict[str, dict[str, Score]]] = {}

@@ -240,10 +240,11 @@ def interpolate(
     if timing.output_frames > 2**31 - 1:
         raise SloMoError(f"the output would have {timing.output_frames} frames, more than VapourSynth allows")
     net = _resolve_model(model)
-    if dis_preset is not None and net.flow_net is not None:
-        raise SloMoError("dis_preset applies only to models with DIS flows; this model has a flow network")
-    engine = Interpolator(net, device=dev, fp16=fp16, flow_scale=flow_scale,
-                          threads=threads or core.num_threads, dis_preset=dis_preset)
+    try:  # what depends on the model (dis_preset needs DIS flows) is checked by the engine
+        engine = Interpolator(net, device=dev, fp16=fp16, flow_scale=flow_scale,
+                              threads=threads or core.num_threads, dis_preset=dis_preset)
+    except ValueError as e:
+        raise SloMoError(str(e)) from None
     return _build_graph(clip, timing, engine, sc, float(sc_threshold))
 
 

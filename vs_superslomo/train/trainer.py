@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step, best, elapsed = 0, -math.inf, float(init_provenance.get("wall_seconds", 0.0))
     base_steps = int(init_provenance.get("steps", 0))
-    init_name = Path(args.init).name if args.init and state is None else None
+    init_name = Path(args.init).name if args.init else None  # a resumed run reads it from its state
     rng = np.random.default_rng(cfg.seed + 1000 * rank)
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])

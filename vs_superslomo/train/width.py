@@ -12,6 +12,8 @@ Narrower: every convolution keeps the leading channels of the wide one. That is 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor, nn
 
@@ -35,55 +37,44 @@ def _leading_channels(count: int, width: int, other_width: int, *, fixed: bool =
     return torch.arange(count // width * other_width)
 
 
-def _shared_channels(wide: UNet, narrow_width: int) -> dict[str, tuple[nn.Conv2d, Tensor, Tensor]]:
-    """For every conv of ``wide``: the conv, and the output and input channels a narrower U-Net keeps."""
-    wide_width = wide.conv1.out_channels
-    shared = {}
+def _paired_convs(wide: UNet, narrow: UNet) -> Iterator[tuple[nn.Conv2d, nn.Conv2d, Tensor, Tensor]]:
+    """Every conv of ``wide`` with its twin in ``narrow`` and the output and input channels they share."""
+    wide_width, narrow_width = wide.conv1.out_channels, narrow.conv1.out_channels
+    narrow_convs = dict(narrow.named_modules())
     for name, conv in wide.named_modules():
-        if isinstance(conv, nn.Conv2d):
-            outs = _leading_channels(conv.out_channels, wide_width, narrow_width, fixed=name == "conv3")
-            ins = _leading_channels(conv.in_channels, wide_width, narrow_width, fixed=name == "conv1",
-                                    concat=name.startswith("up") and name.endswith(".conv2"))
-            shared[name] = (conv, outs, ins)
-    return shared
-
-
-def _check_shapes(name: str, narrow: nn.Conv2d, outs: Tensor, ins: Tensor) -> None:
-    if len(outs) != narrow.out_channels or len(ins) != narrow.in_channels:
-        raise ValueError(f"{name}: the U-Nets' layers do not match ({tuple(narrow.weight.shape)})")
+        if not isinstance(conv, nn.Conv2d):
+            continue
+        twin = narrow_convs[name]
+        assert isinstance(twin, nn.Conv2d)
+        outs = _leading_channels(conv.out_channels, wide_width, narrow_width, fixed=name == "conv3")
+        ins = _leading_channels(conv.in_channels, wide_width, narrow_width, fixed=name == "conv1",
+                                concat=name.startswith("up") and name.endswith(".conv2"))
+        if len(outs) != twin.out_channels or len(ins) != twin.in_channels:
+            raise ValueError(f"{name}: the U-Nets' layers do not match ({tuple(twin.weight.shape)})")
+        yield conv, twin, outs, ins
 
 
 def widen_unet(narrow: UNet, wide: UNet) -> None:
     """Copy ``narrow`` into the wider ``wide`` in place so that both compute the same function."""
-    narrow_width = narrow.conv1.out_channels
-    if wide.conv1.out_channels < narrow_width:
-        raise ValueError(f"cannot widen a width-{narrow_width} U-Net to width {wide.conv1.out_channels}")
-    narrow_convs = dict(narrow.named_modules())
+    if wide.conv1.out_channels < narrow.conv1.out_channels:
+        raise ValueError(f"cannot widen a width-{narrow.conv1.out_channels} U-Net to width {wide.conv1.out_channels}")
     with torch.no_grad():
-        for name, (conv, outs, ins) in _shared_channels(wide, narrow_width).items():
-            source = narrow_convs[name]
-            assert isinstance(source, nn.Conv2d) and conv.bias is not None and source.bias is not None
-            _check_shapes(name, source, outs, ins)
+        for conv, source, outs, ins in _paired_convs(wide, narrow):
             new_ins = torch.ones(conv.in_channels, dtype=torch.bool)
             new_ins[ins] = False
             conv.weight[outs[:, None], new_ins.nonzero().flatten()] = 0.0
             conv.weight[outs[:, None], ins] = source.weight
-            conv.bias[outs] = source.bias
+            conv.get_parameter("bias")[outs] = source.get_parameter("bias")
 
 
 def narrow_unet(wide: UNet, narrow: UNet) -> None:
     """Fill the narrower ``narrow`` in place with the leading channels of every layer of ``wide``."""
-    narrow_width = narrow.conv1.out_channels
-    if wide.conv1.out_channels < narrow_width:
-        raise ValueError(f"cannot narrow a width-{wide.conv1.out_channels} U-Net to width {narrow_width}")
-    narrow_convs = dict(narrow.named_modules())
+    if wide.conv1.out_channels < narrow.conv1.out_channels:
+        raise ValueError(f"cannot narrow a width-{wide.conv1.out_channels} U-Net to width {narrow.conv1.out_channels}")
     with torch.no_grad():
-        for name, (conv, outs, ins) in _shared_channels(wide, narrow_width).items():
-            target = narrow_convs[name]
-            assert isinstance(target, nn.Conv2d) and conv.bias is not None and target.bias is not None
-            _check_shapes(name, target, outs, ins)
+        for conv, target, outs, ins in _paired_convs(wide, narrow):
             target.weight.copy_(conv.weight[outs[:, None], ins])
-            target.bias.copy_(conv.bias[outs])
+            target.get_parameter("bias").copy_(conv.get_parameter("bias")[outs])
 
 
 def transfer_unet(source: UNet, target: UNet) -> None:
