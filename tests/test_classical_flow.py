@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,27 @@ def test_dis_flows_keep_the_batch_and_the_dtype() -> None:
     f01, _ = dis_flows(i0, i1)
     assert f01.dtype == torch.float64 and f01.shape[0] == 2
     assert f01[0, 0].mean() > 1.5 and f01[1, 0].mean() < -1.5
+
+
+@pytest.mark.parametrize("preset", ["ultrafast", "fast", "medium"])
+def test_flows_do_not_depend_on_what_the_thread_computed_before(preset: str) -> None:
+    # On frames too small for the preset's finest scale OpenCV's DIS returned what its buffers held
+    # from earlier calls: one frame in 2,000 differed between a sequential and an 8-thread run.
+    i0, i1 = _photo_pair(dx=2, dy=1)
+    sizes = [(64, 128), (32, 32), (64, 32), (32, 64), (96, 96), (64, 32)]
+
+    def flows_in_order(order: list[tuple[int, int]], out: dict[tuple[int, int], list[torch.Tensor]]) -> None:
+        for h, w in order:
+            out.setdefault((h, w), []).extend(dis_flows(i0[..., :h, :w], i1[..., :h, :w], preset))  # type: ignore[arg-type]
+
+    here: dict[tuple[int, int], list[torch.Tensor]] = {}
+    flows_in_order(sizes, here)
+    elsewhere: dict[tuple[int, int], list[torch.Tensor]] = {}
+    fresh_thread = threading.Thread(target=flows_in_order, args=(sizes[::-1], elsewhere))
+    fresh_thread.start()
+    fresh_thread.join()
+    for size, flows in here.items():
+        assert all(torch.equal(a, b) for a, b in zip(flows, elsewhere[size], strict=True)), size
 
 
 def test_unknown_preset_is_refused() -> None:
