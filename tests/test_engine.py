@@ -130,6 +130,31 @@ def test_batches_of_timesteps_match_single_calls() -> None:
         assert torch.allclose(batch[i], engine.interpolate_tensors(a, b, [t])[0], atol=1e-5)
 
 
+def test_frames_do_not_depend_on_the_torch_thread_count_of_the_calling_thread() -> None:
+    # torch keeps its thread count per OS thread, fixed when a thread first runs torch code, and a
+    # convolution split over another count differs in the last bit: a VapourSynth worker thread that
+    # first ran torch under another setting gave other frames. The engine applies its own count.
+    engine = Interpolator(make_model(), threads=2)
+    gen = torch.Generator().manual_seed(3)
+    a, b = torch.rand(1, 3, 48, 64, generator=gen), torch.rand(1, 3, 48, 64, generator=gen)
+    here = engine.interpolate_tensors(a, b, [0.5])
+    there: list[torch.Tensor] = []
+    previous = torch.get_num_threads()
+
+    def worker() -> None:
+        torch.set_num_threads(1)
+        torch.ones(8).sum()
+        there.append(engine.interpolate_tensors(a, b, [0.5]))
+
+    try:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join()
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(here, there[0])
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device (our CI has none)")
 def test_cuda_fp16_matches_cpu_roughly() -> None:

@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:  # e.g. a DIS preset for a model with a flow network
         print(f"error: {e}", file=sys.stderr)
         return 1
-    torch.set_num_threads(torch.get_num_threads())
     methods: dict[str, Method] = {"ours": ours, "blend": blend_method}
     if not args.no_mvtools:
         methods["mvtools"] = mvtools_method()

@@ -212,7 +212,8 @@ def interpolate(
         sc_threshold: mean absolute difference (0-1, on downscaled green/luma) between consecutive
             frames above which a pair counts as a cut. Lower it if cuts morph; raise it if fast
             motion gets frozen.
-        threads: CPU threads for the network (default: ``core.num_threads``).
+        threads: CPU threads for the network (default: every CPU the process may use). Frames do not
+            depend on ``core.num_threads``; a different ``threads`` may change a rare pixel by one step.
         dis_preset: "ultrafast", "fast" or "medium" (default): the motion estimator's speed/quality
             preset, for models with DIS flows (the shipped one). "fast" takes about a fifth of
             "medium"'s estimation time and costs 0.1-0.5 dB.
@@ -242,7 +243,7 @@ def interpolate(
     net = _resolve_model(model)
     try:  # what depends on the model (dis_preset needs DIS flows) is checked by the engine
         engine = Interpolator(net, device=dev, fp16=fp16, flow_scale=flow_scale,
-                              threads=threads or core.num_threads, dis_preset=dis_preset)
+                              threads=threads, dis_preset=dis_preset)
     except ValueError as e:
         raise SloMoError(str(e)) from None
     return _build_graph(clip, timing, engine, sc, float(sc_threshold))
