@@ -47,7 +47,7 @@ def test_dis_flows_keep_the_batch_and_the_dtype() -> None:
 @pytest.mark.parametrize("preset", ["ultrafast", "fast", "medium"])
 def test_flows_do_not_depend_on_what_the_thread_computed_before(preset: str) -> None:
     # On frames too small for the preset's finest scale OpenCV's DIS returned what its buffers held
-    # from earlier calls: one frame in 2,000 differed between a sequential and an 8-thread run.
+    # from earlier calls, so a thread's flows depended on the sizes it had seen before.
     i0, i1 = _photo_pair(dx=2, dy=1)
     sizes = [(64, 128), (32, 32), (64, 32), (32, 64), (96, 96), (64, 32)]
 

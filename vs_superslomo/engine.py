@@ -143,9 +143,9 @@ class Interpolator:
     device: "cpu", "cuda", "cuda:N" or "auto".
     fp16: half precision (CUDA only); None picks fp16 on CUDA and fp32 on CPU.
     flow_scale: 1, 0.5 or 0.25; the flows are estimated on frames downscaled by this factor.
-    threads: CPU threads for torch's work in this engine, set around every evaluation (torch keeps
-        the count per calling thread, and sums split over a different count can differ in the last
-        bit); None is the number of CPUs this process may use.
+    threads: CPU threads for torch's work in this engine, set for every evaluation and restored after
+        (torch keeps the count per calling thread, and sums split over a different count can differ
+        in the last bit); None is the number of CPUs this process may use.
     cache_pairs: how many frame pairs keep their flows cached.
     max_batch: most timesteps evaluated in one batch; None picks 1 on the CPU (measured: a batch of 3
         timesteps took 1.45x the time of three single ones at 1280x720) and 4 on CUDA.
@@ -236,8 +236,12 @@ class Interpolator:
             if self._cpu_lock is None:
                 return fn()
             with self._cpu_lock:
+                previous = torch.get_num_threads()
                 torch.set_num_threads(self.threads)
-                return fn()
+                try:
+                    return fn()
+                finally:
+                    torch.set_num_threads(previous)
 
     def interpolate_tensors(
         self, rgb0: Tensor, rgb1: Tensor, timesteps: Sequence[float], key: Hashable | None = None,
