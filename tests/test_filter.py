@@ -274,6 +274,8 @@ BAD_ARGS = [
     ({"device": "tpu"}, "device"),
     ({"flow_scale": 0.3}, "flow_scale must be one of"),
     ({"sc_threshold": 0.0}, "sc_threshold"),
+    ({"factor": 2**23}, "would have 25,165,824 frames; at most 16,777,216"),
+    ({"fps_num": 2**62}, "at most 16,777,216 are supported"),  # minutes of graph building before the limit
     ({"dis_preset": "slow"}, "dis_preset must be one of ultrafast, fast, medium"),
     ({"dis_preset": "fast"}, "dis_preset applies only to models with DIS flows"),  # the tiny model has a flow U-Net
 ]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -36,6 +35,10 @@ SC_ANALYSIS_WIDTH = 48
 # A cut's difference must also exceed this multiple of its neighbouring pairs' differences.
 SC_NEIGHBOUR_RATIO = 1.6
 TIME_PROP = "SloMoTime"
+# The graph maps output frames to source frames with a static list of duplicates, built when the
+# filter is created (measured: 2.7 s for 800,000 output frames), so longer outputs are refused
+# rather than left to build for minutes.
+MAX_OUTPUT_FRAMES = 2**24
 
 
 class SloMoError(vs.Error):
@@ -107,17 +110,27 @@ def is_scene_cut(diff: float, before: float, after: float, threshold: float) -> 
     return diff > threshold and diff > SC_NEIGHBOUR_RATIO * max(before, after)
 
 
-def _aligned(clip: vs.VideoNode, indices: list[int], fps: Fraction) -> vs.VideoNode:
-    """A clip whose frame n is clip[indices[n]], for non-decreasing indices (static graph)."""
-    counts = Counter(indices)
-    unused = [i for i in range(clip.num_frames) if counts[i] == 0]
-    out = core.std.DeleteFrames(clip, unused) if unused else clip
-    # DuplicateFrames takes indices of `out`; map every kept source frame to its new position.
-    position = {src: k for k, src in enumerate(i for i in range(clip.num_frames) if counts[i])}
-    dups = [position[i] for i, c in sorted(counts.items()) for _ in range(c - 1)]
-    if dups:
-        out = core.std.DuplicateFrames(out, dups)
-    return core.std.AssumeFPS(out, fpsnum=fps.numerator, fpsden=fps.denominator)
+@dataclass(frozen=True)
+class _Alignment:
+    """Turns a clip of the source's length into one whose frame n is the frame output n starts from."""
+
+    unused: list[int]
+    dups: list[int]
+    fps: Fraction
+
+    @classmethod
+    def of(cls, timing: Timing) -> _Alignment:
+        counts = np.asarray(timing.outputs_per_source(), dtype=np.int64)
+        kept = np.flatnonzero(counts)
+        # DuplicateFrames takes indices after DeleteFrames: kept frame k sits at position k.
+        dups = np.repeat(np.arange(len(kept)), counts[kept] - 1)
+        return cls(np.flatnonzero(counts == 0).tolist(), dups.tolist(), timing.output_fps)
+
+    def __call__(self, clip: vs.VideoNode) -> vs.VideoNode:
+        out = core.std.DeleteFrames(clip, self.unused) if self.unused else clip
+        if self.dups:
+            out = core.std.DuplicateFrames(out, self.dups)
+        return core.std.AssumeFPS(out, fpsnum=self.fps.numerator, fpsden=self.fps.denominator)
 
 
 @functools.lru_cache(maxsize=2)
@@ -238,8 +251,9 @@ def interpolate(
     if fp16 and dev.type != "cuda":
         raise SloMoError("fp16 needs a CUDA device")
     timing = Timing(clip.num_frames, Fraction(clip.fps_num, clip.fps_den), out_fps)
-    if timing.output_frames > 2**31 - 1:
-        raise SloMoError(f"the output would have {timing.output_frames} frames, more than VapourSynth allows")
+    if timing.output_frames > MAX_OUTPUT_FRAMES:
+        raise SloMoError(f"the output would have {timing.output_frames:,} frames; at most {MAX_OUTPUT_FRAMES:,} "
+                         "are supported (77 hours at 60 fps)")
     net = _resolve_model(model)
     try:  # what depends on the model (dis_preset needs DIS flows) is checked by the engine
         engine = Interpolator(net, device=dev, fp16=fp16, flow_scale=flow_scale,
@@ -253,16 +267,15 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, sc: b
                  sc_threshold: float) -> vs.VideoNode:
     with clip.get_frame(0) as first_frame:
         color = _default_color(clip, first_frame.props)
-    out_fps = timing.output_fps
-    starts = timing.source_index_per_output()
+    aligned = _Alignment.of(timing)
     last = clip.num_frames - 1
     second_source = clip[1:] + clip[last]
-    first = _aligned(clip, starts, out_fps)
-    second = _aligned(second_source, starts, out_fps)
+    first = aligned(clip)
+    second = aligned(second_source)
 
     rgb = _to_rgbs(clip, color)
-    rgb_first = _aligned(rgb, starts, out_fps)
-    rgb_second = _aligned(rgb[1:] + rgb[last], starts, out_fps)
+    rgb_first = aligned(rgb)
+    rgb_second = aligned(rgb[1:] + rgb[last])
     blank = core.std.BlankClip(rgb_first, keep=True)
 
     transfer = None
@@ -313,7 +326,7 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, sc: b
         stats = core.std.PlaneStats(green, green[1:] + green[last])
         before = stats[0] + stats[:last] if last > 0 else stats
         after = stats[1:] + stats[last] if last > 0 else stats
-        prop_src += [_aligned(c, starts, out_fps) for c in (stats, before, after)]
+        prop_src += [aligned(c) for c in (stats, before, after)]
 
     def select(n: int, f: list[vs.VideoFrame]) -> vs.VideoNode:
         t = timing.slot(n).t
@@ -328,6 +341,7 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, sc: b
         return interp
 
     out = core.std.FrameEval(first, select, prop_src=prop_src, clip_src=[first, second, interp])
-    return core.std.SetFrameProps(out, _DurationNum=out_fps.denominator, _DurationDen=out_fps.numerator)
+    fps = timing.output_fps
+    return core.std.SetFrameProps(out, _DurationNum=fps.denominator, _DurationDen=fps.numerator)
 
 

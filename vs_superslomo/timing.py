@@ -7,6 +7,7 @@ source frame i itself, and slots after the last source frame repeat it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -53,6 +54,13 @@ class Timing:
             return Slot(self.source_frames - 1, Fraction(0))
         return Slot(index, p - index)
 
-    def source_index_per_output(self) -> list[int]:
-        """For every output frame, the source frame it starts from (the pair's first frame)."""
-        return [self.slot(n).index for n in range(self.output_frames)]
+    def outputs_per_source(self) -> list[int]:
+        """For every source frame i, how many output frames have ``slot(n).index == i``.
+
+        Work grows with the source's length, not the output's: output frame n starts from source
+        frame floor(n * ratio), so the first one starting from i is ceil(i / ratio).
+        """
+        per_source = 1 / self.ratio
+        num, den = per_source.numerator, per_source.denominator
+        firsts = [-(-i * num // den) for i in range(self.source_frames)]
+        return [b - a for a, b in itertools.pairwise(firsts)] + [self.output_frames - firsts[-1]]
