@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from vs_superslomo import Interpolator, load_model
-from vs_superslomo.network import DIS_PRESETS
+from vs_superslomo.options import DIS_PRESETS
 
 
 def main() -> int:

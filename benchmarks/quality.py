@@ -12,63 +12,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from vs_superslomo import load_model
-from vs_superslomo.evaluate import mvtools_method
-from vs_superslomo.train.dataset import ValidationItem, real_validation
-from vs_superslomo.train.validate import Method, Score, blend_method, model_method, score_method
+from vs_superslomo.methods import Method, Score, ValidationItem, model_method, peer_methods, repeat_method, score_method
+from vs_superslomo.train.dataset import real_validation
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def repeat_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
-    return [frame0 if t < 0.5 else frame1 for t in timesteps]
-
-
-def minterpolate_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
-    """ffmpeg minterpolate (mci, aobmc, bidir); it needs one frame after the pair, so B is repeated."""
-    import imageio_ffmpeg
-
-    factor = round(1 / timesteps[0])
-    h, w = frame0.shape[1:]
-    frames = [(f.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for f in (frame0, frame1, frame1)]
-    res = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-         "-r", "1", "-i", "-", "-vf", f"minterpolate=fps={factor}:mi_mode=mci:mc_mode=aobmc:me_mode=bidir:scd=none",
-         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        input=b"".join(f.tobytes() for f in frames), capture_output=True, check=True)
-    out = np.frombuffer(res.stdout, np.uint8).reshape(-1, h, w, 3)
-    return [torch.from_numpy(out[k].copy()).permute(2, 0, 1).float() / 255 for k in range(1, factor)]
-
-
-def dis_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
-    """OpenCV DIS optical flow both ways, then bidirectional backward warping and blending."""
-    import cv2
-
-    a, b = ((f.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for f in (frame0, frame1))
-    ga, gb = (cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in (a, b))
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    f01, f10 = dis.calc(ga, gb, None), dis.calc(gb, ga, None)
-    h, w = ga.shape
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    out = []
-    for t in timesteps:
-        # linear motion: the pixel at x in frame t came from x - t*F01 in A and x - (1-t)*F10 in B
-        wa = cv2.remap(a, xs + t * f10[..., 0], ys + t * f10[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        wb = cv2.remap(b, xs + (1 - t) * f01[..., 0], ys + (1 - t) * f01[..., 1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE)
-        mix = (1 - t) * wa.astype(np.float32) + t * wb.astype(np.float32)
-        out.append(torch.from_numpy(mix).permute(2, 0, 1) / 255)
-    return out
 
 
 class Timed:
@@ -122,10 +78,8 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
     model = load_model(args.model)
-    factories: dict[str, Method] = {
-        "repeat": repeat_method, "blend": blend_method, "minterpolate": minterpolate_method, "DIS flow": dis_method,
-        "mvtools": mvtools_method(), "ours": model_method(model), "ours fs0.5": model_method(model, 0.5),
-    }
+    factories: dict[str, Method] = {"repeat": repeat_method, **peer_methods(model, minterpolate=True),
+                                    "ours fs0.5": model_method(model, 0.5)}
     rows: list[tuple[int, str, Score, float]] = []
     for factor in (2, 4):
         items = real_validation(factor, args.windows)

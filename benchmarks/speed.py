@@ -49,12 +49,8 @@ clip = core.std.AssumeFPS(clip, fpsnum=25, fpsden=1)
 
 OURS = "core.slomo.Interpolate(clip, factor={factor}, sc=False).set_output()\n"
 MVTOOLS = """
-sup = core.mv.Super(clip, pel=2)
-bv = core.mv.Recalculate(sup, core.mv.Analyse(sup, isb=True, blksize=16, overlap=8, truemotion=True),
-                         blksize=8, overlap=4, truemotion=True)
-fv = core.mv.Recalculate(sup, core.mv.Analyse(sup, isb=False, blksize=16, overlap=8, truemotion=True),
-                         blksize=8, overlap=4, truemotion=True)
-core.mv.FlowFPS(clip, sup, bv, fv, num=25 * {factor}, den=1).set_output()
+from vs_superslomo.methods import mvtools_flowfps
+mvtools_flowfps(clip, 25 * {factor}).set_output()
 """
 CONVERT_ONLY = """
 rgb = core.resize.Bicubic(clip, format=vs.RGBS, matrix_in_s="709")

@@ -92,9 +92,12 @@ static const char *bootstrap_python(char *buffer, size_t size) {
     return error;
 }
 
+/* The key under which the Python side returns a user error's text (vs_superslomo.vsplugin.ERROR_KEY). */
+#define USER_ERROR_KEY "slomo_error"
+
 /*
- * An error raised in Python arrives as its whole traceback; callers want the original message:
- * the last line, without the exception's class name or our own "slomo: " prefix.
+ * User errors come back as USER_ERROR_KEY. Anything else raised in Python (a bug) arrives as its whole
+ * traceback; callers see its last line, without VapourSynth's own prefixes.
  */
 static const char *original_message(const char *error) {
     static __thread char buffer[1024];
@@ -114,10 +117,6 @@ static const char *original_message(const char *error) {
         if (strncmp(text, prefixes[i], plen) == 0)
             text += plen;
     }
-    if (strncmp(text, "vs_superslomo.filter.SloMoError: ", 33) == 0)
-        text += 33;
-    if (strncmp(text, "slomo: ", 7) == 0)
-        text += 7;
     return text;
 }
 
@@ -157,7 +156,13 @@ static void VS_CC interpolate_create(const VSMap *in, VSMap *out, void *user_dat
     vsapi->callFunction(func, in, result);
     vsapi->freeFunction(func);
     const char *error = vsapi->mapGetError(result);
-    if (error) {
+    int no_reason = 1;
+    const char *reason = error ? NULL : vsapi->mapGetData(result, USER_ERROR_KEY, 0, &no_reason);
+    if (!no_reason && reason) {
+        char message[1024];
+        snprintf(message, sizeof message, "slomo.Interpolate: %s", reason);
+        vsapi->mapSetError(out, message);
+    } else if (error) {
         char message[1024];
         snprintf(message, sizeof message, "slomo.Interpolate: %s", original_message(error));
         vsapi->mapSetError(out, message);

@@ -13,6 +13,8 @@ import pytest
 from PIL import Image
 from skimage import data as skdata
 
+from vs_superslomo.methods import CLASSICAL_NAME
+
 
 def evaluate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vs_superslomo.evaluate", *args], capture_output=True, text=True,
@@ -36,8 +38,9 @@ def test_a_pan_scores_motion_compensation_above_blending(panning_frames: Path, t
     assert run.returncode == 0, run.stderr
     assert "| **mean** | 3 |" in run.stdout
     scores = json.loads(report.read_text())["2"]
-    assert set(scores) == {"ours", "blend", "mvtools"}
+    assert set(scores) == {"ours", "blend", "mvtools", CLASSICAL_NAME}
     assert scores["mvtools"]["mean"]["psnr"] > scores["blend"]["mean"]["psnr"] + 3  # 3 px a frame: blending ghosts
+    assert scores[CLASSICAL_NAME]["mean"]["psnr"] > scores["blend"]["mean"]["psnr"] + 3
     assert np.isfinite(scores["ours"]["mean"]["psnr"]) and 0 < scores["ours"]["mean"]["ssim"] <= 1
 
 

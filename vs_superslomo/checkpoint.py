@@ -7,6 +7,7 @@ the original checkpoint is read with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 from importlib import resources
@@ -160,3 +161,21 @@ def load_model(path: str | os.PathLike[str] | None = None) -> SuperSloMo:
     if Path(path).suffix.lower() in (".ckpt", ".pth", ".pt"):
         return load_original_checkpoint(path)
     return load_safetensors(path)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_model(path: str, mtime_ns: int) -> SuperSloMo:
+    return load_model(path)
+
+
+def resolve_model(model: str | os.PathLike[str] | SuperSloMo | None) -> SuperSloMo:
+    """A loaded model as given, or the model in a file (the default one for None), loaded once per
+    file version: scripts that create many filters (or reload in an editor) share it."""
+    if isinstance(model, SuperSloMo):
+        return model
+    path = default_model_path() if model is None else Path(os.fsdecode(model))
+    if model is None and not path.exists():
+        return load_model()  # raises the "no default model" error
+    if not path.exists():
+        raise ModelFileError(path, "no such file")
+    return _cached_model(str(path.resolve()), path.stat().st_mtime_ns)

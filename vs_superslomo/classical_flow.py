@@ -16,13 +16,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .network import DisPreset
+from .options import DIS_PRESETS, DisPreset
 
-_PRESETS = {
+_OPENCV_PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
+_PRESETS = {name: _OPENCV_PRESETS[name] for name in DIS_PRESETS}
 
 # A DIS object keeps per-call buffers, so each thread gets its own.
 _local = threading.local()
@@ -75,7 +76,7 @@ def dis_flows(rgb0: Tensor, rgb1: Tensor, preset: DisPreset = "medium") -> tuple
     The result has the device and dtype of the input.
     """
     if preset not in _PRESETS:
-        raise ValueError(f"DIS preset must be one of {sorted(_PRESETS)}, got {preset!r}")
+        raise ValueError(f"DIS preset must be one of {', '.join(DIS_PRESETS)}, got {preset!r}")
     dis, preset_finest = _estimator(preset)
     _finest_scale_for(dis, preset_finest, rgb0.shape[-2], rgb0.shape[-1])
     forward, backward = [], []

@@ -23,6 +23,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
+from . import options as option_info
+
 PROG = "vs-superslomo"
 CODECS = {"x264": "libx264", "x265": "libx265", "ffv1": "ffv1"}
 # Decimal rates people type, mapped to the exact NTSC-family rates they mean.
@@ -284,10 +286,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="slow motion only: drop the audio (default) or slow it down with pitch kept")
     p.add_argument("--model", help="model file (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--flow-scale", type=float, default=1.0, choices=[1.0, 0.5, 0.25],
-                   help="estimate motion at this scale (0.5 for HD speed, 0.25 for 4K)")
-    p.add_argument("--dis-preset", choices=["ultrafast", "fast", "medium"],
-                   help="motion estimator preset for DIS-flow models (default medium; fast: quicker, 0.1-0.5 dB lower)")
+    p.add_argument("--flow-scale", type=float, default=option_info.default("flow_scale"),
+                   choices=option_info.choices("flow_scale"), help=option_info.help_text("flow_scale"))
+    p.add_argument("--dis-preset", choices=option_info.choices("dis_preset"), help=option_info.help_text("dis_preset"))
     p.add_argument("--codec", choices=list(CODECS), default="x264")
     p.add_argument("--crf", type=int, default=18, help="quality for x264/x265 (lower is better, default 18)")
     p.add_argument("--preset", default="medium", help="x264/x265 preset (default medium)")

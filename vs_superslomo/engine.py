@@ -11,19 +11,23 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .network import DIS_PRESETS, SIZE_MULTIPLE, DisPreset, SuperSloMo
+from .flows import DEFAULT_DIS_PRESET, compute_flows
+from .network import SIZE_MULTIPLE, SuperSloMo
+from .options import FLOW_SCALES, DisPreset, Options
+from .options import names as option_names
+
+__all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "resolve_device", "usable_cpus"]
 
 PadMode = Literal["replicate", "reflect"]
-FLOW_SCALES = (1.0, 0.5, 0.25)
-# Default number of frame pairs whose flows stay cached (at 1080p with width 8 one pair held
-# about 150 MB: frames, flows and the shared first-layer features; width 4 holds less).
+# Default number of frame pairs whose flows stay cached. One 1080p pair holds its two padded frames,
+# two flows and the first layer's shared response: ~117 MB with the shipped width-4 model (width 8: ~150 MB).
 DEFAULT_CACHE_PAIRS = 4
 
 T = TypeVar("T")
@@ -130,6 +134,19 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
+def _engine_options(model: SuperSloMo, options: Options | None, values: dict[str, Any]) -> Options:
+    """The options an engine runs with; a DIS preset is refused for models without DIS flows."""
+    if isinstance(values.get("device"), torch.device):
+        values = {**values, "device": str(values["device"])}
+    if options is None:
+        options = Options.from_kwargs(values)
+    elif values:
+        options = Options.from_kwargs({**{n: getattr(options, n) for n in option_names()}, **values})
+    if options.dis_preset is not None and model.flow_net is not None:
+        raise ValueError("dis_preset applies only to models with DIS flows; this model has a flow network")
+    return options
+
+
 def usable_cpus() -> int:
     """How many CPUs this process may run on (its affinity mask where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):
@@ -140,76 +157,67 @@ def usable_cpus() -> int:
 class Interpolator:
     """Interpolates frames between two RGB frames with a Super SloMo model.
 
-    device: "cpu", "cuda", "cuda:N" or "auto".
-    fp16: half precision (CUDA only); None picks fp16 on CUDA and fp32 on CPU.
-    flow_scale: 1, 0.5 or 0.25; the flows are estimated on frames downscaled by this factor.
-    threads: CPU threads for torch's work in this engine, set for every evaluation and restored after
-        (torch keeps the count per calling thread, and sums split over a different count can differ
-        in the last bit); None is the number of CPUs this process may use.
+    The filter's options (``device``, ``fp16``, ``flow_scale``, ``threads``, ``dis_preset``; see
+    ``vs_superslomo.options``) come as an :class:`Options` or as keywords. ``device`` "auto" picks CUDA
+    when present; ``fp16`` None means fp16 on CUDA only; ``threads`` (None: the CPUs this process may use)
+    is set for every evaluation and restored after (torch keeps the count per calling thread, and sums
+    split over a different count can differ in the last bit). Engine tuning:
+
     cache_pairs: how many frame pairs keep their flows cached.
     max_batch: most timesteps evaluated in one batch; None picks 1 on the CPU (measured: a batch of 3
         timesteps took 1.45x the time of three single ones at 1280x720) and 4 on CUDA.
     pad_mode: how frames are padded to the network's size multiple ("replicate" or "reflect").
     channels_last: run convolutions in channels-last memory format.
-    dis_preset: OpenCV DIS preset ("ultrafast", "fast", "medium") for models with DIS flows; None is
-        "medium", the preset the shipped model was trained with. Refused for flow-network models.
     """
 
     def __init__(
         self,
         model: SuperSloMo,
-        device: str | torch.device = "cpu",
-        fp16: bool | None = None,
-        flow_scale: float = 1.0,
-        threads: int | None = None,
+        options: Options | None = None,
+        *,
         cache_pairs: int = DEFAULT_CACHE_PAIRS,
         max_batch: int | None = None,
         pad_mode: PadMode = "replicate",
         channels_last: bool = False,
-        dis_preset: DisPreset | None = None,
+        **option_values: Any,
     ) -> None:
-        self.device = resolve_device(device)
+        options = _engine_options(model, options, option_values)
+        self.device = resolve_device(options.device)
         is_cuda = self.device.type == "cuda"
-        if fp16 is None:
-            fp16 = is_cuda
+        fp16 = is_cuda if options.fp16 is None else options.fp16
         if fp16 and not is_cuda:
             raise ValueError("fp16 needs a CUDA device; on the CPU use fp16=False")
-        if flow_scale not in FLOW_SCALES:
-            raise ValueError(f"flow_scale must be one of {FLOW_SCALES}, got {flow_scale!r}")
-        if dis_preset is not None:
-            if dis_preset not in DIS_PRESETS:
-                raise ValueError(f"dis_preset must be one of {', '.join(DIS_PRESETS)}, got {dis_preset!r}")
-            if model.flow_net is not None:
-                raise ValueError("dis_preset applies only to models with DIS flows; this model has a flow network")
         if pad_mode not in ("replicate", "reflect"):
             raise ValueError(f"pad_mode must be 'replicate' or 'reflect', got {pad_mode!r}")
         if max_batch is None:
             max_batch = 4 if is_cuda else 1
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        if threads is not None and threads < 1:
-            raise ValueError("threads must be at least 1")
-        self.threads = threads or usable_cpus()
+        self.threads = options.threads or usable_cpus()
         self.dtype = torch.float16 if fp16 else torch.float32
-        self.flow_scale = float(flow_scale)
-        self.dis_preset: DisPreset = dis_preset or "medium"
+        self.flow_scale = float(options.flow_scale)
+        self.dis_preset: DisPreset = options.dis_preset or DEFAULT_DIS_PRESET
         self.pad_mode: PadMode = pad_mode
         self.max_batch = max_batch
         self.multiple = round(SIZE_MULTIPLE / self.flow_scale)
         # Measured on 2 x86 cores with the default width: channels-last was 2x slower, so it is opt-in.
         self.channels_last = channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        first = next(model.parameters())
-        if first.device != self.device or first.dtype != self.dtype or channels_last:
-            # A model shared with other engines (the filter caches loaded models) is never moved.
-            model = copy.deepcopy(model)
-        self.model = model.to(self.device, self.dtype).eval()
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = self._own_copy(model)
         self.flow_cache = BoundedComputeCache(cache_pairs)
         # On the CPU one evaluation already uses every core; running several at once only
         # multiplies memory, so network calls are serialised there.
         self._cpu_lock = threading.Lock() if not is_cuda else None
+
+    def _own_copy(self, model: SuperSloMo) -> SuperSloMo:
+        first = next(model.parameters())
+        if first.device != self.device or first.dtype != self.dtype or self.channels_last:
+            # A model shared with other engines (the filter caches loaded models) is never moved.
+            model = copy.deepcopy(model)
+        model = model.to(self.device, self.dtype).eval()
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model
 
     # -- tensor API -------------------------------------------------------------------------
 
@@ -222,11 +230,11 @@ class Interpolator:
         i0, i1 = self._prepare(rgb0), self._prepare(rgb1)
         s = self.flow_scale
         if s == 1.0:
-            f01, f10 = self.model.compute_flows(i0, i1, self.dis_preset)
+            f01, f10 = compute_flows(self.model, i0, i1, self.dis_preset)
         else:
             small = [F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=True)
                      for x in (i0, i1)]
-            f01, f10 = self.model.compute_flows(small[0], small[1], self.dis_preset)
+            f01, f10 = compute_flows(self.model, small[0], small[1], self.dis_preset)
             size = i0.shape[-2:]
             f01, f10 = (F.interpolate(f, size=size, mode="bilinear", align_corners=False) / s for f in (f01, f10))
         return _PairState(i0, i1, f01, f10, self.model.pair_stem(i0, i1, f01, f10))
@@ -262,7 +270,7 @@ class Interpolator:
 
         state = compute() if key is None else self.flow_cache.get(key, compute)
 
-        def synthesize() -> Tensor:
+        def render_timesteps() -> Tensor:
             outs = []
             for start in range(0, len(timesteps), self.max_batch):
                 chunk = torch.tensor(timesteps[start : start + self.max_batch], device=self.device)
@@ -271,7 +279,7 @@ class Interpolator:
                 outs.append(frame.cpu() if to_cpu else frame)
             return torch.cat(outs)
 
-        return self._run(synthesize)
+        return self._run(render_timesteps)
 
     # -- image API --------------------------------------------------------------------------
 

@@ -18,8 +18,6 @@ from torch import Tensor, nn
 WarpMode = Literal["exact", "legacy"]
 Resample = Literal["bilinear", "bicubic"]
 FlowSource = Literal["network", "dis"]
-DisPreset = Literal["ultrafast", "fast", "medium"]  # OpenCV DIS presets, fastest first
-DIS_PRESETS: tuple[DisPreset, ...] = ("ultrafast", "fast", "medium")
 
 # The original implementation subtracts this per-channel mean from RGB in [0, 1].
 ORIGINAL_MEAN = (0.429, 0.431, 0.397)
@@ -38,7 +36,8 @@ class ModelConfig:
         blurs wherever the flow has a fractional part, even on nearly still content; bicubic keeps
         detail (the interpolation U-Net's own inputs are always warped bilinearly).
     flow: where the bidirectional flows come from: "network" is the paper's flow U-Net; "dis" is
-        OpenCV's classical DIS estimator (medium preset), and the model has no flow U-Net.
+        OpenCV's classical DIS estimator (``flows.py``; preset chosen at run time), and the model has
+        no flow U-Net.
     """
 
     width: int = 32
@@ -213,16 +212,17 @@ class SuperSloMo(nn.Module):
         """RGB in [0, 1] to the network's input space."""
         return rgb - self._mean(rgb.dtype)
 
-    def compute_flows(self, i0: Tensor, i1: Tensor, dis_preset: DisPreset = "medium") -> tuple[Tensor, Tensor]:
-        """Bidirectional flows (F0->1, F1->0) in pixels, from normalised frames (N, 3, H, W).
+    def denormalize(self, x: Tensor) -> Tensor:
+        """The network's input space back to RGB in [0, 1]."""
+        return x + self._mean(x.dtype)
 
-        ``dis_preset`` is DIS's speed/quality preset for models with ``flow="dis"``; others ignore it.
+    def compute_flows(self, i0: Tensor, i1: Tensor) -> tuple[Tensor, Tensor]:
+        """The flow U-Net's bidirectional flows (F0->1, F1->0) in pixels, from normalised frames (N, 3, H, W).
+
+        Models with ``flow="dis"`` have no flow U-Net: ``vs_superslomo.flows`` gives flows for both kinds.
         """
         if self.flow_net is None:
-            from .classical_flow import dis_flows  # OpenCV is only needed by models that use it
-
-            mean = self._mean(i0.dtype)
-            return dis_flows(i0 + mean, i1 + mean, dis_preset)
+            raise ValueError("this model takes its flows from DIS; use vs_superslomo.flows.compute_flows")
         out = self.flow_net(torch.cat((i0, i1), dim=1))
         return out[:, :2], out[:, 2:4]
 
@@ -260,7 +260,10 @@ class SuperSloMo(nn.Module):
         return Synthesis(fused + self._mean(fused.dtype), ft0, ft1, v0)
 
     def forward(self, rgb0: Tensor, rgb1: Tensor, t: Tensor) -> Tensor:
-        """Interpolated RGB frames at timesteps t (N,) between RGB frames in [0, 1] (1 or N, 3, H, W)."""
+        """Interpolated RGB frames at timesteps t (N,) between RGB frames in [0, 1] (1 or N, 3, H, W).
+
+        Flow-network models only; ``vs_superslomo.flows.interpolate_rgb`` runs both kinds.
+        """
         i0, i1 = self.normalize(rgb0), self.normalize(rgb1)
         f01, f10 = self.compute_flows(i0, i1)
         return self.synthesize(i0, i1, f01, f10, t).frame

@@ -3,6 +3,9 @@
 The native shim imports this module and calls :func:`register_current_core` the first time
 ``core.slomo.Interpolate`` is used on a core; the registration is dropped when that core's
 environment is destroyed, so nothing is kept alive per core.
+
+A user error comes back to the shim as the value of :data:`ERROR_KEY` rather than as an exception,
+whose text VapourSynth would deliver as a whole traceback.
 """
 
 from __future__ import annotations
@@ -11,20 +14,18 @@ from typing import Any
 
 import vapoursynth as vs
 
-from .filter import interpolate
+from .filter import SloMoError, interpolate
+from .options import from_plugin_map
 
 _PLUGIN_NAMESPACE = "slomo"
+ERROR_KEY = "slomo_error"  # read by csrc/slomo_plugin.c
 
 
-def _plugin_interpolate(clip: vs.VideoNode, **kwargs: Any) -> vs.VideoNode:
-    # Arguments arrive as VapourSynth map values: bools as ints, strings as str or bytes.
-    for name in ("model", "device", "dis_preset"):
-        if isinstance(kwargs.get(name), bytes):
-            kwargs[name] = kwargs[name].decode()
-    for name in ("fp16", "sc"):
-        if name in kwargs:
-            kwargs[name] = bool(kwargs[name])
-    return interpolate(clip, **kwargs)
+def _plugin_interpolate(clip: vs.VideoNode, **kwargs: Any) -> vs.VideoNode | dict[str, str]:
+    try:
+        return interpolate(clip, **from_plugin_map(kwargs))
+    except SloMoError as e:
+        return {ERROR_KEY: e.reason}
 
 
 def register_current_core() -> None:

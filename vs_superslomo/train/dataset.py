@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from ..methods import ValidationItem
 from . import sources
 from .synthetic import MotionRanges, PhotoBank, synthetic_sample
 
@@ -114,28 +115,28 @@ def collate(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
     return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
 
 
-@dataclass
-class ValidationItem:
-    """Two input frames and the ground-truth frames at ``timesteps`` between them."""
-
-    name: str
-    frame0: Tensor  # (3, H, W)
-    frame1: Tensor
-    targets: list[Tensor]
-    timesteps: list[float]
+def windows(name: str, frames: np.ndarray, factor: int, count: int, span: tuple[int, int] | None = None,
+            distinct: bool = False) -> list[ValidationItem]:
+    """``count`` evenly spaced windows of ``factor + 1`` frames within ``span`` of (T, H, W, 3) uint8 frames:
+    the first and last frames are the inputs, the ones between are the targets. ``distinct`` drops
+    windows that coincide (short spans)."""
+    start, end = span or (0, len(frames))
+    firsts = np.linspace(start, end - factor - 1, count).round().astype(int)
+    if distinct:
+        firsts = np.unique(firsts)
+    items = []
+    for first in firsts:
+        f = [_to_tensor(frames[first + j]) for j in range(factor + 1)]
+        items.append(ValidationItem(name, f[0], f[-1], f[1:-1], [j / factor for j in range(1, factor)]))
+    return items
 
 
 def real_validation(factor: int, windows_per_clip: int = 6) -> list[ValidationItem]:
     """Evenly spaced windows of ``factor + 1`` frames from the held-out clips; the middle ones are dropped."""
     items = []
     for clip in sources.CLIPS:
-        for start, end in sources.shots(clip, "val"):
-            frames = sources.clip_frames(clip)
-            firsts = np.linspace(start, end - factor - 1, windows_per_clip).round().astype(int)
-            for first in firsts:
-                f = [_to_tensor(frames[first + j]) for j in range(factor + 1)]
-                items.append(ValidationItem(f"{clip.name}", f[0], f[-1], f[1:-1],
-                                            [j / factor for j in range(1, factor)]))
+        for span in sources.shots(clip, "val"):
+            items += windows(clip.name, sources.clip_frames(clip), factor, windows_per_clip, span)
     return items
 
 

@@ -45,7 +45,7 @@ class LossWeights:
 
 def total_loss(
     batch: dict[str, Tensor], out: Synthesis, f01: Tensor, f10: Tensor, weights: LossWeights,
-    flow_weight_scale: float = 1.0,
+    epe_fade: float = 1.0,
 ) -> tuple[Tensor, dict[str, float]]:
     i0, i1, it = batch["i0"], batch["i1"], batch["it"]
     pred = out.frame
@@ -67,7 +67,7 @@ def total_loss(
         epe = ((e01 + e10) * has).sum() / denom
     w = weights
     loss = (w.reconstruction * rec + w.census * cen + w.warping * warp + w.smoothness * smooth
-            + w.flow * flow_weight_scale * epe)
+            + w.flow * epe_fade * epe)
     named = (("rec", rec), ("census", cen), ("warp", warp), ("smooth", smooth), ("epe", epe))
     parts = {k: float(v.detach()) for k, v in named}
     return loss, parts

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import gzip
 import itertools
 import os
 import shutil
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..frame_files import decode_stills, decode_video
 
 
 def cache_dir() -> Path:
@@ -80,8 +81,6 @@ PHOTO_GLOBS: tuple[tuple[str, str], ...] = (
     ("pypi:scikit-learn==1.9.1", "sklearn/datasets/images/*.jpg"),
 )
 STAMP_GLOB = ("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps/**/*.png")
-SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "hubble_deep_field",
-                  "retina", "immunohistochemistry", "cat")
 
 # Frame counts after dropping repeats; a mismatch means a different upstream file or decoder.
 EXPECTED_FRAMES = {
@@ -136,29 +135,6 @@ def _files(package: str, pattern: str) -> list[Path]:
     return sorted(Path(p) for p in glob.glob(str(root / pattern), recursive=True))
 
 
-def _decode_video(path: Path) -> np.ndarray:
-    import imageio_ffmpeg
-
-    if path.suffix == ".gz":
-        plain = path.with_suffix("")
-        if not plain.exists():
-            with gzip.open(path) as src, open(plain, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-        path = plain
-    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    meta = reader.__next__()
-    w, h = meta["size"]
-    frames = [np.frombuffer(buf, np.uint8).reshape(h, w, 3) for buf in reader]
-    return np.stack(frames)
-
-
-def _decode_stills(paths: list[Path]) -> np.ndarray:
-    from PIL import Image
-
-    frames = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
-    return np.stack(frames)
-
-
 # Frames whose mean absolute difference to the previous kept frame is below this (0-255 scale)
 # are repeats (film telecine, webcam drops, re-encoded stills) and are dropped.
 DUPLICATE_THRESHOLD = 0.35
@@ -189,12 +165,12 @@ def clip_frames(clip: Clip) -> np.ndarray:
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         if "*" in clip.path:
-            frames = _decode_stills(_files(clip.package, clip.path))
+            frames = decode_stills(_files(clip.package, clip.path))
         else:
             files = _files(clip.package, clip.path)
             if not files:
                 raise RuntimeError(f"{clip.package} has no {clip.path}")
-            frames = _decode_video(files[0])
+            frames = decode_video(files[0])
         keep = duplicate_free_indices(frames)
         np.save(out.with_suffix(".index.npy"), keep)
         tmp = out.with_suffix(".tmp.npy")

@@ -24,7 +24,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..checkpoint import load_model, provenance_of, save_model
-from ..network import FlowSource, ModelConfig, Resample, SuperSloMo, Synthesis
+from ..flows import compute_flows
+from ..network import ModelConfig, SuperSloMo, Synthesis
 from .dataset import VALIDATION_SEED, TrainingBatches, real_validation, synthetic_validation
 from .losses import LossWeights, total_loss
 from .sources import CLIPS, PHOTO_GLOBS, STAMP_GLOB
@@ -32,12 +33,15 @@ from .synthetic import MotionRanges
 from .validate import Score, model_scores
 from .width import transfer_unet
 
+# The model a run trains unless its config says otherwise: ModelConfig's fields sit at the top level of
+# a config file ({"width": 4, "flow": "dis", ...}) next to the training fields.
+DEFAULT_RUN_MODEL = ModelConfig(width=8, resample="bicubic", flow="network")
+_MODEL_KEYS = {f.name for f in fields(ModelConfig)}
+
 
 @dataclass
 class TrainConfig:
-    width: int = 8
-    resample: Resample = "bicubic"  # ModelConfig.resample: how the output samples the warped inputs
-    flow: FlowSource = "network"  # ModelConfig.flow: "dis" trains only the interpolation U-Net
+    model: ModelConfig = DEFAULT_RUN_MODEL
     crop: int = 224
     batch: int = 6
     steps: int = 40000  # the length of the learning-rate schedule
@@ -55,15 +59,27 @@ class TrainConfig:
     losses: LossWeights = field(default_factory=LossWeights)
 
     @classmethod
-    def from_file(cls, path: Path) -> TrainConfig:
-        data = json.loads(path.read_text())
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """From the flat form of config files and saved states; unknown keys are refused."""
+        own = {f.name for f in fields(cls)} - {"model"}
+        unknown = sorted(set(data) - own - _MODEL_KEYS)
         if unknown:
-            raise SystemExit(f"error: unknown config keys in {path}: {sorted(unknown)}")
-        if "losses" in data:
-            data["losses"] = LossWeights(**data["losses"])
-        return cls(**data)
+            raise ValueError(f"unknown config keys {unknown}")
+        model = {k: v for k, v in data.items() if k in _MODEL_KEYS}
+        values = {k: v for k, v in data.items() if k in own}
+        if "losses" in values:
+            values["losses"] = LossWeights(**values["losses"])
+        return cls(model=replace(DEFAULT_RUN_MODEL, **model), **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        flat = {k: v for k, v in asdict(self).items() if k != "model"}
+        return {**asdict(self.model), **flat}
+
+    def with_setting(self, key: str, value: Any) -> TrainConfig:
+        """A copy with one flat field changed (``--set``)."""
+        if key == "losses" or key not in self.to_dict():
+            raise ValueError(f"unknown config field {key!r}")
+        return TrainConfig.from_dict({**self.to_dict(), key: value})
 
 
 class _TrainingForward(nn.Module):
@@ -75,7 +91,7 @@ class _TrainingForward(nn.Module):
 
     def forward(self, i0: Tensor, i1: Tensor, t: Tensor) -> tuple[Synthesis, Tensor, Tensor]:
         n0, n1 = self.model.normalize(i0), self.model.normalize(i1)
-        f01, f10 = self.model.compute_flows(n0, n1)
+        f01, f10 = compute_flows(self.model, n0, n1)
         return self.model.synthesize(n0, n1, f01, f10, t), f01, f10
 
 
@@ -110,11 +126,11 @@ def _log(out: Path, record: dict[str, Any]) -> None:
     tqdm.write(line, file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vs_superslomo.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="run directory (state, logs, exported weights)")
-    parser.add_argument("--config", type=Path, help="JSON file with TrainConfig fields")
+    parser.add_argument("--config", type=Path, help="JSON file with TrainConfig fields (and ModelConfig's)")
     parser.add_argument("--init", help="start from these weights, of any width (ignored when DIR/state.pt "
                         "exists)")
     parser.add_argument("--minutes", type=float, help="stop (and save) after this much wall time")
@@ -122,139 +138,202 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change a config field, also on resume (VALUE is JSON), e.g. --set steps=4800 to "
                              "end the cosine learning-rate decay by the end of a session")
-    args = parser.parse_args(argv)
+    return parser
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = torch.device("cpu")
-    if distributed:
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        if torch.cuda.is_available():
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-    elif torch.cuda.is_available():
-        device = torch.device("cuda")
-    rank = dist.get_rank() if distributed else 0
-    if device.type == "cpu" and not distributed:
-        torch.set_num_threads(os.cpu_count() or 1)
 
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    state_path = out / "state.pt"
-    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
-    state: dict[str, Any] | None = None
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        cfg = TrainConfig(**{**state["config"], "losses": LossWeights(**state["config"]["losses"])})
-    for item in args.set:
-        key, _, value = item.partition("=")
-        if key not in {f.name for f in fields(TrainConfig)} or key == "losses":
-            raise SystemExit(f"error: --set {item}: unknown config field {key!r}")
-        setattr(cfg, key, json.loads(value))
+@dataclass
+class Placement:
+    """Where this process trains: its device, rank, and whether it is one of several (torchrun)."""
+
+    device: torch.device
+    rank: int
+    world: int
+
+    @classmethod
+    def start(cls) -> Placement:
+        distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+        if distributed:
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            if torch.cuda.is_available():
+                device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(device)
+        elif device.type == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+        return cls(device, dist.get_rank() if distributed else 0, dist.get_world_size() if distributed else 1)
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+@dataclass
+class Progress:
+    """Everything besides weights and optimizer that a resumed run continues from; saved in DIR/state.pt."""
+
+    step: int = 0
+    best: float = -math.inf
+    elapsed: float = 0.0  # wall seconds, counting the --init model's own training
+    base_steps: int = 0  # the --init model's own steps
+    init: str | None = None  # the --init model's file name
+    rng: list[dict[str, Any]] = field(default_factory=list)
+    torch_rng: Tensor | None = None
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Progress:
+        return cls(**{f.name: state[f.name] for f in fields(cls) if f.name in state})
+
+
+def _initial_model(cfg: TrainConfig, init: str | None) -> tuple[SuperSloMo, Progress]:
+    """A new model, its U-Nets taken from ``init`` (any width, either flow source) when given."""
+    model = SuperSloMo(cfg.model)
+    if not init:
+        return model, Progress()
+    source = load_model(init)
+    if replace(source.config, flow=cfg.model.flow, width=cfg.model.width) != cfg.model:
+        raise SystemExit(f"error: --init weights have config {source.config}, the run needs {cfg.model} "
+                         "(only the flow source and the width may differ)")
+    # A model of the other flow source still gives its interpolation U-Net; another width is
+    # widened exactly or narrowed to its leading channels (train/width.py).
+    transfer_unet(source.interp_net, model.interp_net)
+    if model.flow_net is not None and source.flow_net is not None:
+        transfer_unet(source.flow_net, model.flow_net)
+    provenance = provenance_of(init)
+    return model, Progress(elapsed=float(provenance.get("wall_seconds", 0.0)),
+                           base_steps=int(provenance.get("steps", 0)), init=Path(init).name)
+
+
+def _config(args: argparse.Namespace, state: dict[str, Any] | None) -> TrainConfig:
     try:
-        model_config = ModelConfig(width=cfg.width, output_activation=False, resample=cfg.resample, flow=cfg.flow)
+        if state is not None:
+            cfg = TrainConfig.from_dict(state["config"])
+        elif args.config:
+            cfg = TrainConfig.from_dict(json.loads(args.config.read_text()))
+        else:
+            cfg = TrainConfig()
+        for item in args.set:
+            key, _, value = item.partition("=")
+            cfg = cfg.with_setting(key, json.loads(value))
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
-    model = SuperSloMo(model_config)
-    init_provenance: dict[str, Any] = {}
-    if state is not None:
-        model.load_state_dict(state["model"])
-    elif args.init:
-        init = load_model(args.init)
-        if replace(init.config, flow=model_config.flow, width=model_config.width) != model_config:
-            raise SystemExit(f"error: --init weights have config {init.config}, the run needs {model_config} "
-                             "(only the flow source and the width may differ)")
-        # A model of the other flow source still gives its interpolation U-Net; another width is
-        # widened exactly or narrowed to its leading channels (train/width.py).
-        transfer_unet(init.interp_net, model.interp_net)
-        if model.flow_net is not None and init.flow_net is not None:
-            transfer_unet(init.flow_net, model.flow_net)
-        init_provenance = provenance_of(args.init)
-    model.to(device).train()
-    forward: nn.Module = _TrainingForward(model)
-    if distributed:
-        device_ids = [device.index] if device.type == "cuda" else None
-        forward = nn.parallel.DistributedDataParallel(forward, device_ids=device_ids)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    step, best, elapsed = 0, -math.inf, float(init_provenance.get("wall_seconds", 0.0))
-    base_steps = int(init_provenance.get("steps", 0))
-    init_name = Path(args.init).name if args.init else None  # a resumed run reads it from its state
-    rng = np.random.default_rng(cfg.seed + 1000 * rank)
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        step, best, elapsed = int(state["step"]), float(state["best"]), float(state["elapsed"])
-        base_steps = int(state.get("base_steps", 0))
-        init_name = state.get("init")
-        if rank < len(state["rng"]):
-            rng.bit_generator.state = state["rng"][rank]
-        torch.set_rng_state(state["torch_rng"])
+    return cfg
 
-    ranges = MotionRanges()
-    data = TrainingBatches(cfg.crop, cfg.synthetic_fraction, ranges, cfg.max_cutouts)
-    per_rank_batch = max(1, cfg.batch // (dist.get_world_size() if distributed else 1))
 
-    def save_state() -> None:
-        if rank != 0:
+class Run:
+    """One training run: model, optimizer, data and progress, saved and resumed as a whole."""
+
+    def __init__(self, args: argparse.Namespace, place: Placement) -> None:
+        self.out: Path = args.out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.out / "state.pt"
+        self.place = place
+        state = torch.load(self.state_path, map_location="cpu", weights_only=True) \
+            if self.state_path.exists() else None
+        self.cfg = _config(args, state)
+        self.model, self.progress = _initial_model(self.cfg, None if state else args.init)
+        self.model.to(place.device).train()
+        self.forward: nn.Module = _TrainingForward(self.model)
+        if place.distributed:
+            device_ids = [place.device.index] if place.device.type == "cuda" else None
+            self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=device_ids)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=1e-4)
+        self.rng = np.random.default_rng(self.cfg.seed + 1000 * place.rank)
+        if state is not None:
+            self._restore(state)
+        self.ranges = MotionRanges()
+        self.data = TrainingBatches(self.cfg.crop, self.cfg.synthetic_fraction, self.ranges, self.cfg.max_cutouts)
+        self.per_rank_batch = max(1, self.cfg.batch // place.world)
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.progress = Progress.from_state(state)
+        if self.place.rank < len(self.progress.rng):
+            self.rng.bit_generator.state = self.progress.rng[self.place.rank]
+        if self.progress.torch_rng is not None:
+            torch.set_rng_state(self.progress.torch_rng)
+
+    def save_state(self) -> None:
+        if self.place.rank != 0:
             return
-        rng_states = [rng.bit_generator.state]
-        torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "best": best,
-                    "elapsed": elapsed, "rng": rng_states, "torch_rng": torch.get_rng_state(),
-                    "config": asdict(cfg), "base_steps": base_steps, "init": init_name}, str(state_path) + ".tmp")
-        os.replace(str(state_path) + ".tmp", state_path)
+        self.progress.rng = [dict(self.rng.bit_generator.state)]
+        self.progress.torch_rng = torch.get_rng_state()
+        tmp = Path(str(self.state_path) + ".tmp")
+        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                    "config": self.cfg.to_dict(), **asdict(self.progress)}, tmp)
+        os.replace(tmp, self.state_path)
 
-    def provenance(scores: dict[str, dict[str, Score]]) -> dict[str, Any]:
+    def provenance(self, scores: dict[str, dict[str, Score]]) -> dict[str, Any]:
+        p = self.progress
         return {
             "trainer": "vs_superslomo.train",
-            "train_config": asdict(cfg),
-            "steps": base_steps + step,  # counting the --init model's own steps
-            "init": init_name,
-            "wall_seconds": round(elapsed),
+            "train_config": self.cfg.to_dict(),
+            "steps": p.base_steps + p.step,  # counting the --init model's own steps
+            "init": p.init,
+            "wall_seconds": round(p.elapsed),
             "validation_seed": VALIDATION_SEED,
             "validation": _summary(scores),
             "training_clips": [c.name for c in CLIPS if c.split in ("train", "rendered")],
-            "photos": [p for p, _ in PHOTO_GLOBS] + [STAMP_GLOB[0], "pypi:scikit-image"],
+            "photos": [p for p, _ in PHOTO_GLOBS] + [STAMP_GLOB[0]],
             "data_sources": "../shared/DATA.md",
         }
 
-    stop_at = time.monotonic() + 60 * args.minutes if args.minutes else math.inf
-    last_step = min(cfg.steps, args.max_steps) if args.max_steps else cfg.steps
-    bar = tqdm(total=last_step, initial=step, disable=rank != 0, file=sys.stderr, dynamic_ncols=True)
-    started = time.monotonic()
-    while step < last_step and time.monotonic() < stop_at:
-        ranges.max_shift = cfg.shift_start + (cfg.shift_end - cfg.shift_start) * min(1.0, step / cfg.shift_steps)
-        for group in optimizer.param_groups:
+    def train_step(self) -> dict[str, float]:
+        cfg, step = self.cfg, self.progress.step
+        self.ranges.max_shift = cfg.shift_start + (cfg.shift_end - cfg.shift_start) * min(1.0, step / cfg.shift_steps)
+        for group in self.optimizer.param_groups:
             group["lr"] = _lr_at(cfg, step)
-        batch = {k: v.to(device) for k, v in data.batch(rng, per_rank_batch).items()}
-        syn, f01, f10 = forward(batch["i0"], batch["i1"], batch["t"])
-        flow_scale = max(0.0, 1.0 - step / cfg.flow_supervision_steps)
-        loss, parts = total_loss(batch, syn, f01, f10, cfg.losses, flow_scale)
-        optimizer.zero_grad(set_to_none=True)
+        batch = {k: v.to(self.place.device) for k, v in self.data.batch(self.rng, self.per_rank_batch).items()}
+        syn, f01, f10 = self.forward(batch["i0"], batch["i1"], batch["t"])
+        epe_fade = max(0.0, 1.0 - step / cfg.flow_supervision_steps)
+        loss, parts = total_loss(batch, syn, f01, f10, cfg.losses, epe_fade)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        now = time.monotonic()
-        elapsed += now - started
-        started = now
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", shift=f"{ranges.max_shift:.0f}")
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.progress.step += 1
+        return {"loss": float(loss.detach()), **parts}
+
+    def validate_and_export(self) -> None:
+        scores = validate(self.model)
+        score = _validation_score(scores)
+        _log(self.out, {"step": self.progress.step, "validation": _summary(scores), "score": round(score, 3)})
+        save_model(self.model, self.out / "last.safetensors", self.provenance(scores))
+        if score > self.progress.best:
+            self.progress.best = score
+            save_model(self.model, self.out / "best.safetensors", self.provenance(scores))
+
+    def after_step(self, losses: dict[str, float]) -> None:
+        """Logging, validation and saving on their cadences."""
+        step, rank = self.progress.step, self.place.rank
         if step % 50 == 0 and rank == 0:
-            _log(out, {"step": step, "loss": round(float(loss.detach()), 5),
-                       **{k: round(v, 5) for k, v in parts.items()},
-                       "lr": _lr_at(cfg, step), "shift": ranges.max_shift, "elapsed": round(elapsed)})
-        if step % cfg.val_every == 0 and rank == 0:
-            scores = validate(model)
-            score = _validation_score(scores)
-            _log(out, {"step": step, "validation": _summary(scores), "score": round(score, 3)})
-            save_model(model, out / "last.safetensors", provenance(scores))
-            if score > best:
-                best = score
-                save_model(model, out / "best.safetensors", provenance(scores))
-            started = time.monotonic()
-            save_state()
+            _log(self.out, {"step": step, **{k: round(v, 5) for k, v in losses.items()},
+                            "lr": _lr_at(self.cfg, step), "shift": self.ranges.max_shift,
+                            "elapsed": round(self.progress.elapsed)})
+        if step % self.cfg.val_every == 0 and rank == 0:
+            self.validate_and_export()
+            self.save_state()
         elif step % 100 == 0:
-            save_state()
+            self.save_state()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    place = Placement.start()
+    run = Run(args, place)
+    stop_at = time.monotonic() + 60 * args.minutes if args.minutes else math.inf
+    last_step = min(run.cfg.steps, args.max_steps) if args.max_steps else run.cfg.steps
+    bar = tqdm(total=last_step, initial=run.progress.step, disable=place.rank != 0, file=sys.stderr,
+               dynamic_ncols=True)
+    while run.progress.step < last_step and time.monotonic() < stop_at:
+        started = time.monotonic()
+        losses = run.train_step()
+        run.progress.elapsed += time.monotonic() - started
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses['loss']:.4f}", shift=f"{run.ranges.max_shift:.0f}")
+        run.after_step(losses)
     bar.close()
-    save_state()
-    if distributed:
+    run.save_state()
+    if place.distributed:
         dist.destroy_process_group()
     return 0

@@ -1,0 +1,65 @@
+"""How the filter reads a clip as float RGB and writes it back: VapourSynth's resize with the clip's
+own colour props, and the usual defaults where they are missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import vapoursynth as vs
+
+core = vs.core
+
+
+@dataclass(frozen=True)
+class ColorSpec:
+    """How to read the clip's values as RGB; from its first frame's props, with defaults."""
+
+    matrix: int
+    transfer: int
+    primaries: int
+    range: int
+    chromaloc: int
+
+    @classmethod
+    def of(cls, clip: vs.VideoNode, props: vs.FrameProps) -> ColorSpec:
+        """Missing or unspecified colour props get the usual defaults (BT.709 for HD, BT.601 for SD)."""
+        is_rgb = clip.format.color_family == vs.RGB
+        hd = clip.width > 1024 or clip.height > 576
+
+        def prop(name: str, unspecified: tuple[int, ...], default: int) -> int:
+            value = props.get(name)
+            return default if not isinstance(value, int) or value in unspecified else value
+
+        return cls(
+            matrix=0 if is_rgb else prop("_Matrix", (2,), 1 if hd else 6),
+            transfer=prop("_Transfer", (0, 2, 3), 1),
+            primaries=prop("_Primaries", (0, 2, 3), 1 if hd else 6),
+            # R81 names the range prop _Range; earlier API4 cores call it _ColorRange.
+            range=prop("_Range" if "_Range" in props else "_ColorRange", (), 0 if is_rgb else 1),
+            chromaloc=prop("_ChromaLocation", (), 0),
+        )
+
+
+def to_rgbs(clip: vs.VideoNode, color: ColorSpec) -> vs.VideoNode:
+    """The clip as 32-bit float RGB in [0, 1] (grey is repeated into the three planes)."""
+    if clip.format.color_family == vs.GRAY:
+        grey = core.resize.Point(clip, format=vs.GRAYS, range_in=color.range, range=0)
+        return core.std.ShufflePlanes([grey, grey, grey], [0, 0, 0], vs.RGB)
+    return core.resize.Bicubic(
+        clip, format=vs.RGBS, matrix_in=color.matrix, transfer_in=color.transfer, transfer=color.transfer,
+        primaries_in=color.primaries, primaries=color.primaries, range_in=color.range, range=0,
+        chromaloc_in=color.chromaloc,
+    )
+
+
+def from_rgbs(rgb: vs.VideoNode, fmt: vs.VideoFormat, color: ColorSpec) -> vs.VideoNode:
+    """Float RGB back to ``fmt`` with the clip's colour props (grey takes the green plane)."""
+    if fmt.color_family == vs.GRAY:
+        grey = core.std.ShufflePlanes(rgb, 1, vs.GRAY)
+        return core.resize.Point(grey, format=fmt.id, range_in=0, range=color.range)
+    return core.resize.Bicubic(
+        rgb, format=fmt.id, matrix=color.matrix if fmt.color_family == vs.YUV else None,
+        transfer_in=color.transfer, transfer=color.transfer, primaries_in=color.primaries,
+        primaries=color.primaries, range_in=0, range=color.range,
+        chromaloc=color.chromaloc if fmt.color_family == vs.YUV else None,
+    )
