@@ -54,7 +54,8 @@ quality: $(VENV)/.installed
 speed: $(VENV)/.installed
 	$(PY) benchmarks/speed.py
 
-# 20,000 frames through vspipe; about an hour on 2 cores. Not part of `make test`.
+# 20,000 source frames (40,000 output frames) through vspipe: about 100 minutes on 2 cores (6,031 s on
+# 2026-11-25, README). Not part of `make test`.
 soak: $(VENV)/.installed
 	$(PY) benchmarks/soak.py --width 2
 

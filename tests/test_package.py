@@ -113,3 +113,27 @@ def test_no_function_is_longer_than_sixty_lines() -> None:
 def test_each_module_imports_alone(module: str) -> None:
     res = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def _readme_section(title: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def test_the_readme_layout_lists_every_module_once() -> None:
+    layout = _readme_section("Layout")
+    for p in PACKAGE.rglob("*.py"):
+        if p.name == "__init__.py":
+            continue
+        name = "vs_superslomo/" + p.relative_to(PACKAGE).as_posix()
+        assert sum(line.startswith(name + " ") for line in layout.splitlines()) == 1, name
+
+
+def test_the_readme_documents_every_option() -> None:
+    from vs_superslomo.options import names
+
+    table = _readme_section("Using the filter")
+    for name in names():
+        assert f"`{name}`" in table, name

@@ -7,8 +7,10 @@ from typing import Any
 from .checkpoint import ModelFileError, load_model, save_model
 from .engine import Interpolator
 from .network import ModelConfig, SuperSloMo
+from .options import Options
 
-__all__ = ["Interpolator", "ModelConfig", "ModelFileError", "SuperSloMo", "interpolate", "load_model", "save_model"]
+__all__ = ["Interpolator", "ModelConfig", "ModelFileError", "Options", "SuperSloMo", "interpolate", "load_model",
+           "save_model"]
 __version__ = "0.1.0"
 
 

@@ -19,10 +19,6 @@ class Slot:
     index: int
     t: Fraction
 
-    @property
-    def is_source(self) -> bool:
-        return self.t == 0
-
 
 @dataclass(frozen=True)
 class Timing:
