@@ -166,6 +166,18 @@ def _write_y4m(clip: Any, stream: IO[bytes], quiet: bool) -> None:
         clip.output(stream, y4m=True, progress_update=progress)
 
 
+def _selected_range(clip: Any, start: float | None, end: float | None) -> Any:
+    """The frames between --start and --end."""
+    if start is None and end is None:
+        return clip
+    src_rate = Fraction(clip.fps_num, clip.fps_den)
+    first = round((start or 0) * src_rate)
+    last = clip.num_frames if end is None else min(clip.num_frames, round(end * src_rate))
+    if not 0 <= first < last:
+        raise UserError(f"--start/--end select no frames (the video has {clip.num_frames / src_rate:.2f} s)")
+    return clip[first:last]
+
+
 def run_convert(args: argparse.Namespace) -> int:
     import vapoursynth as vs
 
@@ -180,14 +192,7 @@ def run_convert(args: argparse.Namespace) -> int:
     rate = parse_rate(args.fps) if args.fps is not None else None
     output: Path = args.output
     _check_output(output, args.codec)
-    clip = open_source(args.input)
-    src_rate = Fraction(clip.fps_num, clip.fps_den)
-    if args.start is not None or args.end is not None:
-        first = round((args.start or 0) * src_rate)
-        last = clip.num_frames if args.end is None else min(clip.num_frames, round(args.end * src_rate))
-        if not 0 <= first < last:
-            raise UserError(f"--start/--end select no frames (the video has {clip.num_frames / src_rate:.2f} s)")
-        clip = clip[first:last]
+    clip = _selected_range(open_source(args.input), args.start, args.end)
     factor = args.factor or (4 if args.slowmo else None)
     options = {"model": args.model, "device": args.device, "flow_scale": args.flow_scale, "sc": not args.no_sc,
                "dis_preset": args.dis_preset}
