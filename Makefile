@@ -22,6 +22,7 @@ $(VENV)/.deps: pyproject.toml
 
 # The package is installed (not editable) so that the native plugin lands in vapoursynth's plugin folder.
 $(VENV)/.installed: $(VENV)/.deps $(SOURCES)
+	rm -rf build  # setuptools would otherwise ship modules deleted since the last build
 	$(PIP) install --no-build-isolation --no-deps --force-reinstall . >/dev/null
 	touch $@
 
