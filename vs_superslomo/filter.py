@@ -10,8 +10,11 @@ The graph, for an output of M frames:
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,15 +24,17 @@ import vapoursynth as vs
 from . import options as option_info
 from .checkpoint import ModelFileError, resolve_model
 from .colour import ColorSpec, from_rgbs, to_rgbs
+from .dedup import DUPLICATE_PROP, drawing_pair, duplicate_metric
 from .engine import Interpolator, resolve_device
 from .heap import HeapTrimmer
 from .options import OptionError, Options
 from .scene_cuts import detected_cut, marked_cut, pair_differences
-from .timing import Timing
+from .timing import TimecodesError, Timing, VariableTiming, read_timecodes
 
 core = vs.core
 
 TIME_PROP = "SloMoTime"
+PAIR_PROP = "SloMoPair"  # with dedup: the source frames (first frames of two drawings) interpolated between
 # The graph maps output frames to source frames with a static list of duplicates, built when the
 # filter is created (measured: 2.7 s for 800,000 output frames), so longer outputs are refused
 # rather than left to build for minutes.
@@ -81,11 +86,6 @@ def _check_clip(clip: object) -> vs.VideoNode:
         raise SloMoError(f"unsupported bit depth {fmt.bits_per_sample} in {fmt.name} (8 to 16 bit integer)")
     if clip.num_frames < 2:
         raise SloMoError(f"clip needs at least 2 frames to interpolate, it has {clip.num_frames}")
-    if clip.fps_num == 0 or clip.fps_den == 0:
-        raise SloMoError(
-            "clip has a variable frame rate (fps 0); give it a constant rate first, "
-            "e.g. clip = core.std.AssumeFPS(clip, fpsnum=24000, fpsden=1001)"
-        )
     return clip
 
 
@@ -107,8 +107,7 @@ def interpolate(clip: vs.VideoNode, **options: Any) -> vs.VideoNode:
     except OptionError as e:
         raise SloMoError(str(e)) from None
     _check_device(opts)
-    timing = Timing(clip.num_frames, Fraction(clip.fps_num, clip.fps_den),
-                    opts.output_fps(Fraction(clip.fps_num, clip.fps_den)))
+    timing = _timing(clip, opts)
     if timing.output_frames > MAX_OUTPUT_FRAMES:
         raise SloMoError(f"the output would have {timing.output_frames:,} frames; at most {MAX_OUTPUT_FRAMES:,} "
                          "are supported (77 hours at 60 fps)")
@@ -118,10 +117,45 @@ def interpolate(clip: vs.VideoNode, **options: Any) -> vs.VideoNode:
         engine = Interpolator(net, opts)
     except (ModelFileError, ValueError) as e:
         raise SloMoError(str(e)) from None
+    if opts.dedup:
+        return _build_held_graph(clip, timing, engine, opts)
     return _build_graph(clip, timing, engine, opts)
 
 
 interpolate.__doc__ = (interpolate.__doc__ or "").replace("{options}", option_info.describe())
+
+
+def _timing(clip: vs.VideoNode, opts: Options) -> Timing:
+    """The time map: constant rate, or each frame's own start time (a timecodes file, or the frames'
+    durations when the clip's rate is 0)."""
+    variable = clip.fps_num == 0 or opts.timecodes is not None
+    if variable and not opts.has_rate:
+        raise SloMoError("a clip with a variable frame rate (fps 0, or timecodes) needs a target rate: give "
+                         "fps_num and fps_den instead of factor, e.g. fps_num=60000, fps_den=1001")
+    if not variable:
+        return Timing(clip.num_frames, Fraction(clip.fps_num, clip.fps_den),
+                      opts.output_fps(Fraction(clip.fps_num, clip.fps_den)))
+    out_fps = opts.output_fps(Fraction(0))
+    try:
+        if opts.timecodes is not None:
+            last = _durations(clip[-1])[0] if clip.fps_num == 0 else Fraction(clip.fps_den, clip.fps_num)
+            starts = read_timecodes(Path(os.fsdecode(opts.timecodes)), clip.num_frames, last)
+            return VariableTiming.from_starts(starts, out_fps)
+        return VariableTiming.from_durations(_durations(clip), out_fps)
+    except TimecodesError as e:
+        raise SloMoError(str(e)) from None
+
+
+def _durations(clip: vs.VideoNode) -> list[Fraction]:
+    """Every frame's _DurationNum/_DurationDen (this decodes the clip once, when the filter is created)."""
+    durations = []
+    for n, frame in enumerate(clip.frames(close=True)):
+        num, den = frame.props.get("_DurationNum"), frame.props.get("_DurationDen")
+        if not isinstance(num, int) or not isinstance(den, int) or num <= 0 or den <= 0:
+            raise SloMoError(f"frame {n} of the variable-frame-rate clip has no _DurationNum/_DurationDen; "
+                             "give timecodes= or a constant rate (std.AssumeFPS)")
+        durations.append(Fraction(num, den))
+    return durations
 
 
 def _check_device(opts: Options) -> None:
@@ -134,10 +168,13 @@ def _check_device(opts: Options) -> None:
 
 
 class _FrameInterpolation:
-    """The ModifyFrame callback: one interpolated float RGB frame from the two source frames of its slot."""
+    """The ModifyFrame callback: one interpolated float RGB frame from the two source frames of its slot.
 
-    def __init__(self, timing: Timing, engine: Interpolator) -> None:
-        self.timing = timing
+    ``pair_at(n)`` gives the flow-cache key of output n's source pair and its timestep.
+    """
+
+    def __init__(self, pair_at: Callable[[int], tuple[Hashable, Fraction]], engine: Interpolator) -> None:
+        self.pair_at = pair_at
         self.engine = engine
         self.trimmer = HeapTrimmer()
         self.transfer = None
@@ -147,14 +184,14 @@ class _FrameInterpolation:
             self.transfer = CudaPlaneTransfer(engine.device)
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        slot = self.timing.slot(n)
+        key, t = self.pair_at(n)
         planes = [[np.asarray(frame[p]) for p in range(3)] for frame in f[:2]]
         if self.transfer is None:
             a, b = (torch.from_numpy(np.stack(pl))[None] for pl in planes)
-            frame = self.engine.interpolate_tensors(a, b, [float(slot.t)], key=slot.index)[0].numpy()
+            frame = self.engine.interpolate_tensors(a, b, [float(t)], key=key)[0].numpy()
         else:
             a, b = (self.transfer.upload(pl) for pl in planes)
-            result = self.engine.interpolate_tensors(a, b, [float(slot.t)], key=slot.index, to_cpu=False)
+            result = self.engine.interpolate_tensors(a, b, [float(t)], key=key, to_cpu=False)
             frame = self.transfer.download(result[0])
         out = f[0].copy()
         for p in range(3):
@@ -181,21 +218,33 @@ def _interpolated(clip: vs.VideoNode, rgb: vs.VideoNode, color: ColorSpec, align
     """Every output slot interpolated, in the clip's format, with the nearer source frame's props."""
     rgb_pairs = _PairClips.of(rgb, aligned)
     blank = core.std.BlankClip(rgb_pairs.first, keep=True)
-    interp_rgb = core.std.ModifyFrame(blank, [rgb_pairs.first, rgb_pairs.second], _FrameInterpolation(timing, engine))
+    def pair_at(n: int) -> tuple[Hashable, Fraction]:
+        slot = timing.slot(n)
+        return slot.index, slot.t
+
+    interp_rgb = core.std.ModifyFrame(blank, [rgb_pairs.first, rgb_pairs.second], _FrameInterpolation(pair_at, engine))
     interp = from_rgbs(interp_rgb, clip.format, color)
     pairs = _PairClips.of(clip, aligned)
 
     def with_props(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
-        t = timing.slot(n).t
-        out = f[0].copy()
-        props = out.props
-        nearer = f[1] if t < Fraction(1, 2) else f[2]
-        props.clear()
-        props.update(nearer.props)
-        props[TIME_PROP] = float(t)
-        return out
+        slot = timing.slot(n)
+        return _with_source_props(f[0], f[1], f[2], slot.t, timing.time(n) - timing.start(slot.index))
 
     return core.std.ModifyFrame(interp, [interp, pairs.first, pairs.second], with_props)
+
+
+def _with_source_props(frame: vs.VideoFrame, first: vs.VideoFrame, second: vs.VideoFrame, t: Fraction,
+                       after_first: Fraction) -> vs.VideoFrame:
+    """The interpolated frame with the nearer source frame's props, its timestep, and its own time."""
+    out = frame.copy()
+    props = out.props
+    props.clear()
+    props.update((first if t < Fraction(1, 2) else second).props)
+    props[TIME_PROP] = float(t)
+    absolute = first.props.get("_AbsoluteTime")
+    if isinstance(absolute, float | int):
+        props["_AbsoluteTime"] = float(absolute + after_first)
+    return out
 
 
 def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, opts: Options) -> vs.VideoNode:
@@ -220,5 +269,121 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, opts:
         return interp
 
     out = core.std.FrameEval(pairs.first, select, prop_src=prop_src, clip_src=[pairs.first, pairs.second, interp])
+    fps = timing.output_fps
+    return core.std.SetFrameProps(out, _DurationNum=fps.denominator, _DurationDen=fps.numerator)
+
+
+def _shifted(clip: vs.VideoNode, offset: int) -> vs.VideoNode:
+    """Frame k shows frame k + offset, clamped to the clip."""
+    n, last = clip.num_frames, clip.num_frames - 1
+    if offset > 0:
+        return clip[offset:] + clip[last] * offset if offset < n else clip[last] * n
+    if offset < 0:
+        return clip[0] * -offset + clip[: n + offset] if -offset < n else clip[0] * n
+    return clip
+
+
+@dataclass(frozen=True)
+class _HeldDecision:
+    """Which source frames output n lies between when runs of duplicates are held drawings."""
+
+    timing: Timing
+    frames: int
+    max_run: int
+    threshold: float
+
+    def pair(self, n: int, flags: list[vs.VideoFrame]) -> tuple[int, int, int]:
+        """(index, first, second): the raw slot's index and the drawings' first frames around output n.
+
+        ``flags`` are the duplicate metric's frames for source frames index - max_run + 1 ... index + max_run.
+        """
+        index = self.timing.slot(n).index
+        base = index - self.max_run + 1
+
+        def is_duplicate(k: int) -> bool:
+            return float(flags[k - base].props[DUPLICATE_PROP]) <= self.threshold
+
+        first, second = drawing_pair(index, self.frames, is_duplicate, self.max_run)
+        return index, first, second
+
+    def position(self, n: int, first: int, second: int) -> Fraction:
+        return Fraction(0) if first == second else self.timing.position(n, first, second)
+
+
+@dataclass(frozen=True)
+class _HeldClips:
+    """Clips of the output's length whose frame n is source frame index(n) + offset, for every offset a
+    held-drawing decision may need: the source, its float RGB, duplicate metrics and cut statistics."""
+
+    source: dict[int, vs.VideoNode]
+    rgb: dict[int, vs.VideoNode]
+    flags: list[vs.VideoNode]
+    cut_stats: dict[int, vs.VideoNode]
+
+    @classmethod
+    def of(cls, clip: vs.VideoNode, rgb: vs.VideoNode, aligned: _Alignment, max_run: int, sc: bool) -> _HeldClips:
+        offsets = range(-max_run + 1, max_run + 1)
+        metric = duplicate_metric(rgb)
+        stats = pair_differences(rgb)[0]
+        return cls({o: aligned(_shifted(clip, o)) for o in offsets}, {o: aligned(_shifted(rgb, o)) for o in offsets},
+                   [aligned(_shifted(metric, o)) for o in offsets],
+                   {o: aligned(_shifted(stats, o)) for o in range(-max_run, max_run + 1)} if sc else {})
+
+
+def _held_interpolations(clip: vs.VideoNode, clips: _HeldClips, color: ColorSpec, timing: Timing,
+                         engine: Interpolator, max_run: int) -> dict[tuple[int, int], vs.VideoNode]:
+    """One interpolating node for every (first, second) offset pair a held drawing can span."""
+    nodes = {}
+    blank = core.std.BlankClip(clips.rgb[0], keep=True)
+    for first in range(-max_run + 1, 1):
+        for second in range(1, max_run + first + 1):
+
+            def pair_at(n: int, first: int = first, second: int = second) -> tuple[Hashable, Fraction]:
+                index = timing.slot(n).index
+                return (index + first, index + second), timing.position(n, index + first, index + second)
+
+            def with_props(n: int, f: list[vs.VideoFrame], first: int = first, second: int = second) -> vs.VideoFrame:
+                a = timing.slot(n).index + first
+                out = _with_source_props(f[0], f[1], f[2], pair_at(n)[1], timing.time(n) - timing.start(a))
+                out.props[PAIR_PROP] = [a, a + second - first]
+                return out
+
+            rgb = core.std.ModifyFrame(blank, [clips.rgb[first], clips.rgb[second]],
+                                       _FrameInterpolation(pair_at, engine))
+            interp = from_rgbs(rgb, clip.format, color)
+            nodes[first, second] = core.std.ModifyFrame(
+                interp, [interp, clips.source[first], clips.source[second]], with_props)
+    return nodes
+
+
+def _build_held_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, opts: Options) -> vs.VideoNode:
+    """The graph with ``dedup``: output n interpolates between the drawings around it (see dedup.py)."""
+    with clip.get_frame(0) as first_frame:
+        color = ColorSpec.of(clip, first_frame.props)
+    m = opts.dedup_max_run
+    clips = _HeldClips.of(clip, to_rgbs(clip, color), _Alignment.of(timing), m, opts.sc)
+    interps = _held_interpolations(clip, clips, color, timing, engine, m)
+    decision = _HeldDecision(timing, clip.num_frames, m, float(opts.dedup_threshold))
+    sources = [clips.source[o] for o in range(-m + 1, m + 1)]
+    stats_offsets = sorted(clips.cut_stats)
+
+    def select(n: int, f: list[vs.VideoFrame]) -> vs.VideoNode:
+        index, a, b = decision.pair(n, f[: 2 * m])
+        t = decision.position(n, a, b)
+        if t == 0:
+            return clips.source[a - index]
+        source = f[2 * m : 4 * m]
+        cut = marked_cut(source[b - 1 - index + m - 1], source[b - index + m - 1])
+        if not cut and opts.sc:
+            stats = dict(zip(stats_offsets, f[4 * m :], strict=True))
+            after = stats[b - index]
+            before = stats[a - 1 - index] if a > 0 else after  # the change into drawing a
+            cut = detected_cut([stats[b - 1 - index], before, after], float(opts.sc_threshold))
+        if cut:
+            return clips.source[(a if t < Fraction(1, 2) else b) - index]
+        return interps[a - index, b - index]
+
+    prop_src = clips.flags + sources + [clips.cut_stats[o] for o in stats_offsets]
+    out = core.std.FrameEval(clips.source[0], select, prop_src=prop_src, clip_src=sources + list(interps.values()))
     fps = timing.output_fps
     return core.std.SetFrameProps(out, _DurationNum=fps.denominator, _DurationDen=fps.numerator)

@@ -23,10 +23,12 @@ DIS_PRESETS: tuple[DisPreset, ...] = ("ultrafast", "fast", "medium")
 FLOW_SCALES = (1.0, 0.5, 0.25)
 DEFAULT_FACTOR = 2
 DEFAULT_SC_THRESHOLD = 0.12
+DEFAULT_DEDUP_THRESHOLD = 0.02
+DEFAULT_DEDUP_MAX_RUN = 4
 
 # How each kind of option travels through VapourSynth's plugin API (a bool arrives as an int, a string
 # as bytes) and how it is written in the plugin's signature.
-_PLUGIN_TYPES = {"int": "int", "float": "float", "bool": "int", "str": "data", "model": "data"}
+_PLUGIN_TYPES = {"int": "int", "float": "float", "bool": "int", "str": "data", "model": "data", "path": "data"}
 
 
 class OptionError(ValueError):
@@ -67,6 +69,17 @@ class Options:
     dis_preset: DisPreset | None = field(default=None, metadata=_about(
         "str", "the DIS motion estimator's speed/quality preset for models with DIS flows (default medium; "
         "fast: ~5x quicker estimation, 0.1-0.5 dB lower)", DIS_PRESETS))
+    timecodes: str | os.PathLike[str] | None = field(default=None, metadata=_about(
+        "path", "a timecodes file (mkvmerge/bestsource format v1 or v2) giving every source frame's start time; "
+        "without it a clip of fps 0 is timed by its frames' _DurationNum/_DurationDen"))
+    dedup: bool = field(default=False, metadata=_about(
+        "bool", "treat a run of near-duplicate frames (anime on 2s/3s, repeated capture frames) as one drawing "
+        "held for the whole run, so motion stays smooth across it"))
+    dedup_threshold: float = field(default=DEFAULT_DEDUP_THRESHOLD, metadata=_about(
+        "float", "largest difference (0-1, frames downscaled 4x) at which a frame counts as a duplicate of the "
+        "one before it; raise it for noisy sources, lower it if slow motion is merged"))
+    dedup_max_run: int = field(default=DEFAULT_DEDUP_MAX_RUN, metadata=_about(
+        "int", "most frames a drawing may be held; longer runs of equal frames are a still scene and stay still"))
 
     def __post_init__(self) -> None:
         self._check_rate()
@@ -80,12 +93,16 @@ class Options:
             raise OptionError(f"sc_threshold must be in (0, 1], got {self.sc_threshold!r}")
         if self.threads is not None and self.threads < 1:
             raise OptionError(f"threads must be at least 1, got {self.threads!r}")
+        if not 0 < self.dedup_threshold < 1:
+            raise OptionError(f"dedup_threshold must be in (0, 1), got {self.dedup_threshold!r}")
+        if not 2 <= self.dedup_max_run <= 16:
+            raise OptionError(f"dedup_max_run must be from 2 to 16, got {self.dedup_max_run!r}")
 
     def _check_type(self, f: Field[Any]) -> None:
         value, kind = getattr(self, f.name), f.metadata["kind"]
         if value is None and f.default is not None:
             raise OptionError(f"{f.name} cannot be None")
-        if value is None or kind == "model":
+        if value is None or kind in ("model", "path"):
             return
         expected: tuple[type, ...] = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}[kind]
         if not isinstance(value, expected) or (kind in ("int", "float") and isinstance(value, bool)):
@@ -104,6 +121,11 @@ class Options:
         for name, v in (("fps_num", self.fps_num), ("fps_den", self.fps_den)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 raise OptionError(f"{name} must be a positive integer, got {v!r}")
+
+    @property
+    def has_rate(self) -> bool:
+        """Whether a target rate was given (rather than a factor)."""
+        return self.fps_num is not None
 
     def output_fps(self, source_fps: Fraction) -> Fraction:
         """The output's frame rate for a source of ``source_fps``."""
@@ -125,7 +147,7 @@ def from_plugin_map(kwargs: dict[str, Any]) -> dict[str, Any]:
     converted = dict(kwargs)
     for f in fields(Options):
         value = converted.get(f.name)
-        if isinstance(value, bytes) and f.metadata["kind"] in ("str", "model"):
+        if isinstance(value, bytes) and f.metadata["kind"] in ("str", "model", "path"):
             converted[f.name] = value.decode()
         elif f.metadata["kind"] == "bool" and isinstance(value, int):
             converted[f.name] = bool(value)
