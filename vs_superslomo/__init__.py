@@ -1,23 +1,31 @@
-"""Super SloMo frame interpolation for VapourSynth."""
+"""Super SloMo frame interpolation for VapourSynth.
+
+Names are imported on first use, so that ``python -m vs_superslomo`` (the CLI) starts without torch and
+handles Ctrl-C during start-up, and training and the engine never import VapourSynth.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .checkpoint import ModelFileError, load_model, save_model
-from .engine import Interpolator
-from .network import ModelConfig, SuperSloMo
-from .options import Options
+if TYPE_CHECKING:
+    from .checkpoint import ModelFileError, load_model, save_model
+    from .engine import Interpolator
+    from .filter import interpolate
+    from .network import ModelConfig, SuperSloMo
+    from .options import Options
 
 __all__ = ["Interpolator", "ModelConfig", "ModelFileError", "Options", "SuperSloMo", "interpolate", "load_model",
            "save_model"]
 __version__ = "0.1.0"
 
+_HOMES = {"ModelFileError": "checkpoint", "load_model": "checkpoint", "save_model": "checkpoint",
+          "Interpolator": "engine", "interpolate": "filter", "ModelConfig": "network", "SuperSloMo": "network",
+          "Options": "options"}
+
 
 def __getattr__(name: str) -> Any:
-    # The VapourSynth glue is imported on first use so that training and the engine never need it.
-    if name == "interpolate":
-        from .filter import interpolate
-
-        return interpolate
+    if name in _HOMES:
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
