@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find vs_superslomo csrc models -type f -not -name '*.pyc') setup.py pyproject.toml setup.cfg
 
-.PHONY: demo test lint data train bench quality speed soak clean
+.PHONY: demo test lint data train bench quality speed soak gpu-check clean
 
 $(VENV)/.deps: pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "error: python3.12 is required (VapourSynth R81 wheels need it)" >&2; exit 1; }
@@ -59,6 +59,12 @@ speed: $(VENV)/.installed
 # 2026-11-25, README). Not part of `make test`.
 soak: $(VENV)/.installed
 	$(PY) benchmarks/soak.py --width 2
+
+# On a CUDA machine (pip install 'vs-superslomo[cuda]' into .venv first): the CUDA tests, a 1080p
+# factor-2 vspipe run on the GPU, its frames against the CPU's. Without a CUDA device it prints
+# "no CUDA device: skipped" and exits 0.
+gpu-check: $(VENV)/.installed
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

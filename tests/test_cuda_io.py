@@ -4,6 +4,9 @@ for another CUDA major than torch. These checks need no GPU; the transfers thems
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -62,3 +65,24 @@ def test_two_cupy_packages_and_a_cpu_only_torch_are_explained() -> None:
     assert both is not None and "pip uninstall cupy-cuda12x cupy-cuda13x" in both
     cpu = cupy_problem(None, {})
     assert cpu is not None and "CPU-only" in cpu
+
+
+GPU_CHECK = ROOT / "benchmarks" / "gpu_check.py"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine runs the real check instead")
+def test_gpu_check_without_a_device_says_skipped_and_exits_0() -> None:
+    res = subprocess.run([sys.executable, str(GPU_CHECK)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "no CUDA device: skipped" in res.stdout
+
+
+def test_gpu_check_harness_compares_vspipe_frames(tiny_dis_model_path: Path) -> None:
+    """The same harness with the CPU as the device under test: vspipe runs, frames read back, compared."""
+    res = subprocess.run([sys.executable, str(GPU_CHECK), "--device", "cpu", "--size", "160x90", "--cpu-frames", "4",
+                          "--no-tests"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "VS_SUPERSLOMO_MODEL": str(tiny_dis_model_path)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "fp32: 100 output frames" in res.stdout
+    assert "4 frames against the CPU: source frames identical" in res.stdout
+    assert res.stdout.rstrip().endswith("gpu-check: passed")
