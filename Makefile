@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find vs_superslomo csrc models -type f -not -name '*.pyc') setup.py pyproject.toml setup.cfg
 
-.PHONY: demo test lint data train bench quality speed soak gpu-check clean
+.PHONY: demo test lint data train bench quality speed soak gpu-check preview-check preview-deps clean
 
 $(VENV)/.deps: pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "error: python3.12 is required (VapourSynth R81 wheels need it)" >&2; exit 1; }
@@ -65,6 +65,20 @@ soak: $(VENV)/.installed
 # "no CUDA device: skipped" and exits 0.
 gpu-check: $(VENV)/.installed
 	$(PY) benchmarks/gpu_check.py
+
+# vs-preview (the `preview` extra) headless: opens examples/slowmo_x4.vpy on the demo clip at frame 5
+# under Xvfb and exits cleanly, with nothing of ours in its log. Needs `make preview-deps` (root) once.
+$(VENV)/.preview: $(VENV)/.installed
+	$(PIP) install --no-build-isolation ".[preview]"
+	touch $@
+
+preview-check: $(VENV)/.preview
+	$(PY) benchmarks/preview_check.py --frame 5
+
+# Debian/Ubuntu packages for preview-check: Xvfb and the X/PulseAudio libraries PyQt6 6.10 loads.
+preview-deps:
+	apt-get update
+	apt-get install -y xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libpulse0 libegl1
 
 clean:
 	rm -rf $(VENV) build *.egg-info
