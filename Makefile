@@ -1,8 +1,12 @@
 # Two commands do all of the set-up: `make demo` and `make test`.
 SHELL := /bin/bash
 , := ,
-# The first python3.12 that actually runs (a pyenv shim may exist without 3.12 being selected).
-PYTHON312 := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+# The first python3.12 that actually runs (a pyenv shim may exist without 3.12 being selected); pyenv's
+# versions are looked for under $PYENV_ROOT, $HOME and the account's own home (HOME may be a new
+# empty folder, as in CI's `make demo`).
+ACCOUNT_HOME := $(shell getent passwd "$$(id -un)" 2>/dev/null | cut -d: -f6)
+PYTHON312 := $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 \
+	$$HOME/.pyenv/versions/3.12*/bin/python3.12 $(ACCOUNT_HOME)/.pyenv/versions/3.12*/bin/python3.12; do \
 	$$p -c "import sys" >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
