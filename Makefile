@@ -1,15 +1,19 @@
 # Two commands do all of the set-up: `make demo` and `make test`.
 SHELL := /bin/bash
 , := ,
-# The first python3.12 that actually runs (a pyenv shim may exist without 3.12 being selected).
-PYTHON312 := $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12; do \
+# The first python3.12 that actually runs (a pyenv shim may exist without 3.12 being selected); pyenv's
+# versions are looked for under $PYENV_ROOT, $HOME and the account's own home (HOME may be a new
+# empty folder, as in CI's `make demo`).
+ACCOUNT_HOME := $(shell getent passwd "$$(id -un)" 2>/dev/null | cut -d: -f6)
+PYTHON312 := $(shell for p in python3.12 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3.12 \
+	$$HOME/.pyenv/versions/3.12*/bin/python3.12 $(ACCOUNT_HOME)/.pyenv/versions/3.12*/bin/python3.12; do \
 	$$p -c "import sys" >/dev/null 2>&1 && { command -v $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SOURCES := $(shell find vs_superslomo csrc models -type f -not -name '*.pyc') setup.py pyproject.toml setup.cfg
 
-.PHONY: demo test lint data train bench quality speed soak clean
+.PHONY: demo test lint data train bench quality speed soak gpu-check preview-check preview-deps clean
 
 $(VENV)/.deps: pyproject.toml
 	@test -n "$(PYTHON312)" || { echo "error: python3.12 is required (VapourSynth R81 wheels need it)" >&2; exit 1; }
@@ -59,6 +63,26 @@ speed: $(VENV)/.installed
 # 2026-11-25, README). Not part of `make test`.
 soak: $(VENV)/.installed
 	$(PY) benchmarks/soak.py --width 2
+
+# On a CUDA machine (pip install 'vs-superslomo[cuda]' into .venv first): the CUDA tests, a 1080p
+# factor-2 vspipe run on the GPU, its frames against the CPU's. Without a CUDA device it prints
+# "no CUDA device: skipped" and exits 0.
+gpu-check: $(VENV)/.installed
+	$(PY) benchmarks/gpu_check.py
+
+# vs-preview (the `preview` extra) headless: opens examples/slowmo_x4.vpy on the demo clip at frame 5
+# under Xvfb and exits cleanly, with nothing of ours in its log. Needs `make preview-deps` (root) once.
+$(VENV)/.preview: $(VENV)/.installed
+	$(PIP) install --no-build-isolation ".[preview]"
+	touch $@
+
+preview-check: $(VENV)/.preview
+	$(PY) benchmarks/preview_check.py --frame 5
+
+# Debian/Ubuntu packages for preview-check: Xvfb and the X/PulseAudio libraries PyQt6 6.10 loads.
+preview-deps:
+	apt-get update
+	apt-get install -y xvfb xauth libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0 libpulse0 libegl1
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,15 @@ def test_a_few_steps_on_a_tiny_model_reduce_the_loss() -> None:
         opt.step()
         losses.append(float(loss.detach()))
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
+
+
+def test_the_data_cache_is_created_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh home has no ~/.cache: fetching into it must not fail (issue 13)."""
+    cache = tmp_path / "home" / ".cache" / "vs-superslomo"
+    monkeypatch.setenv("VS_SUPERSLOMO_DATA", str(cache))
+    assert sources.cache_dir() == cache and cache.is_dir()
+    with tempfile.TemporaryDirectory(dir=sources.cache_dir()) as tmp:  # what fetch_package does first
+        assert Path(tmp).parent == cache
 
 
 @pytest.fixture

@@ -27,7 +27,10 @@ from ..frame_files import decode_stills, decode_video
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("VS_SUPERSLOMO_DATA", Path.home() / ".cache" / "vs-superslomo"))
+    """The data cache, created on first use (a fresh home has no ``~/.cache`` at all)."""
+    path = Path(os.environ.get("VS_SUPERSLOMO_DATA", Path.home() / ".cache" / "vs-superslomo"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 @dataclass(frozen=True)
