@@ -179,9 +179,12 @@ class _FrameInterpolation:
         self.trimmer = HeapTrimmer()
         self.transfer = None
         if engine.device.type == "cuda":
-            from .cuda_io import CudaPlaneTransfer
+            try:
+                from .cuda_io import CudaPlaneTransfer
 
-            self.transfer = CudaPlaneTransfer(engine.device)
+                self.transfer = CudaPlaneTransfer(engine.device)
+            except ImportError as e:  # CuPy missing or built for another CUDA than torch's: the message says which
+                raise SloMoError(str(e)) from None
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         key, t = self.pair_at(n)
