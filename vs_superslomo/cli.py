@@ -43,6 +43,7 @@ CONTAINERS = {"x264": (".mp4", ".mkv", ".mov", ".m4v", ".ts"), "x265": (".mp4", 
               "ffv1": (".mkv", ".avi", ".nut")}
 CRF_RANGE = (0, 51)  # x264's and x265's
 MIN_RATE, MAX_RATE = 1, 1000
+TIME_TOLERANCE = 0.001  # s: frame times are often stored in milliseconds
 # Decimal rates people type, mapped to the exact NTSC-family rates they mean.
 NTSC_RATES = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.952": Fraction(48000, 1001),
               "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
@@ -120,16 +121,16 @@ class Selection:
 def _select(clip: Any, times: list[float], file_start: float, args: argparse.Namespace) -> Selection:
     """Frames from --start to --end, chosen by their real times; the audio is cut at the same instants."""
     rate = Fraction(clip.fps_num, clip.fps_den)
-    half_frame = 0.5 / float(rate)
-    relative = [t - file_start for t in times]
-    first = 0 if args.start is None else bisect_left(relative, args.start - half_frame)
-    last = clip.num_frames if args.end is None else bisect_left(relative, args.end - half_frame)
+    relative = [t - file_start - TIME_TOLERANCE for t in times]
+    first = 0 if args.start is None else bisect_left(relative, args.start)  # the first frame at or after --start
+    last = clip.num_frames if args.end is None else bisect_left(relative, args.end)  # frames before --end
     if not 0 <= first < last:
         raise UserError(f"--start/--end select no frames (the video has {clip.num_frames / rate:.2f} s)")
+    frame_time = times[first] - file_start
     if args.start is None:  # the whole file: the video keeps its delay after the audio
-        seek, offset = 0.0, max(0.0, relative[0])
+        seek, offset = 0.0, max(0.0, frame_time)
     else:  # cut: both start at the first selected frame
-        seek, offset = max(0.0, relative[first]), 0.0
+        seek, offset = max(0.0, frame_time), 0.0
     return Selection(clip[first:last], offset, seek, float((last - first) / rate))
 
 
@@ -170,17 +171,21 @@ def _audio_mode(has_audio: bool, args: argparse.Namespace) -> str:
 
 
 def _encoder_command(args: argparse.Namespace, output: Path, audio: str, sel: Selection, slowdown: Fraction,
-                     color_tags: list[str]) -> list[str]:
+                     color_tags: str) -> list[str]:
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
     if sel.video_offset > 0:
         cmd += ["-itsoffset", f"{sel.video_offset * float(slowdown):.6f}"]
     cmd += ["-f", "yuv4mpegpipe", "-i", "-"]
     if audio != "none":
         # The audio ends where the video does (the output's time of the last frame's end).
-        cmd += ["-ss", f"{sel.audio_seek:.6f}", "-t", f"{sel.video_offset + sel.duration:.6f}",
-                "-i", str(args.input), "-map", "0:v:0", "-map", "1:a:0?"]
+        if sel.audio_seek > 0:  # even "-ss 0" makes ffmpeg drop the video's -itsoffset
+            cmd += ["-ss", f"{sel.audio_seek:.6f}"]
+        cmd += ["-t", f"{sel.video_offset + sel.duration:.6f}", "-i", str(args.input),
+                "-map", "0:v:0", "-map", "1:a:0?"]
     codec = CODECS[args.codec]
-    cmd += ["-c:v", codec, *color_tags]
+    if color_tags:
+        cmd += ["-filter:v", color_tags]
+    cmd += ["-c:v", codec]
     if codec in ("libx264", "libx265"):
         cmd += ["-crf", str(args.crf), "-preset", args.preset]
     if audio == "stretch":

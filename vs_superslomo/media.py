@@ -120,8 +120,8 @@ def check_first_frame(path: Path, clip: Any, container: Container) -> Any:
     return clip
 
 
-def for_y4m(clip: Any) -> tuple[Any, list[str]]:
-    """The clip in a format y4m can carry (YUV or GRAY, integer), and the ffmpeg tags describing it.
+def for_y4m(clip: Any) -> tuple[Any, str]:
+    """The clip in a format y4m can carry (YUV or GRAY, integer), and the ffmpeg filter tagging its colours.
 
     RGB becomes YUV 4:4:4 (BT.709, limited range) at the same bit depth: all our codecs take 4:4:4,
     so no colour resolution is lost.
@@ -140,18 +140,22 @@ def for_y4m(clip: Any) -> tuple[Any, list[str]]:
         return clip, color_tags(dict(frame.props))
 
 
-def color_tags(props: dict[str, Any]) -> list[str]:
-    """ffmpeg output options that tag the colours the frames' props declare (unspecified: left out)."""
+def color_tags(props: dict[str, Any]) -> str:
+    """An ffmpeg ``setparams`` filter tagging the colours the frames' props declare ("" if none are).
+
+    A filter, not the ``-colorspace`` output options: those make ffmpeg convert the (untagged) y4m
+    frames into the named colour space instead of just labelling them.
+    """
     tags: list[str] = []
-    for option, prop, names in (("-colorspace", "_Matrix", MATRIX_NAMES),
-                                ("-color_primaries", "_Primaries", PRIMARIES_NAMES),
-                                ("-color_trc", "_Transfer", TRANSFER_NAMES)):
+    for option, prop, names in (("colorspace", "_Matrix", MATRIX_NAMES),
+                                ("color_primaries", "_Primaries", PRIMARIES_NAMES),
+                                ("color_trc", "_Transfer", TRANSFER_NAMES)):
         value = props.get(prop)
         name = names.get(value) if isinstance(value, int) else None
         if name:
-            tags += [option, name]
+            tags.append(f"{option}={name}")
     # R81's _Range says 0 = limited, 1 = full; the older _ColorRange said the opposite.
-    full = props["_Range"] == 1 if "_Range" in props else props.get("_ColorRange") == 0
     if "_Range" in props or "_ColorRange" in props:
-        tags += ["-color_range", "pc" if full else "tv"]
-    return tags
+        full = props["_Range"] == 1 if "_Range" in props else props["_ColorRange"] == 0
+        tags.append(f"range={'pc' if full else 'tv'}")
+    return "setparams=" + ":".join(tags) if tags else ""
