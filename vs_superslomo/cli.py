@@ -227,7 +227,9 @@ def _write_y4m(clip: Any, stream: IO[bytes], quiet: bool) -> None:
     from tqdm import tqdm
 
     if quiet or not sys.stderr.isatty():
-        clip.output(stream, y4m=True, progress_update=None if quiet else _PlainProgress(clip.num_frames))
+        # a callback even when quiet: Python runs signal handlers between frames only when it runs code
+        clip.output(stream, y4m=True, progress_update=(lambda done, total: None) if quiet
+                    else _PlainProgress(clip.num_frames))
         return
     with tqdm(total=clip.num_frames, unit="frame", file=sys.stderr, dynamic_ncols=True, desc="interpolating") as bar:
         def progress(done: int, total: int) -> None:
@@ -238,7 +240,9 @@ def _write_y4m(clip: Any, stream: IO[bytes], quiet: bool) -> None:
 
 def _encode(out: Any, command: list[str], partial: Any, quiet: bool) -> None:
     """Stream ``out`` as y4m into the encoder; the signal handler of ``partial`` can stop it at any time."""
-    partial.encoder = encoder = subprocess.Popen(command, stdin=subprocess.PIPE)
+    # Its own process group: a signal sent to ours (Ctrl-C, `timeout`) reaches only us, and our handler
+    # stops it; killed first, it left clip.output writing into a dead pipe with the handler never run.
+    partial.encoder = encoder = subprocess.Popen(command, stdin=subprocess.PIPE, process_group=0)
     assert encoder.stdin is not None
     try:
         _write_y4m(out, encoder.stdin, quiet)
