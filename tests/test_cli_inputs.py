@@ -279,7 +279,7 @@ def wait_for_part_file(folder: Path, proc: subprocess.Popen[str], seconds: float
     time.sleep(1.0)  # encoding for a while
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT", "timeout"])
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM twice", "timeout"])
 def test_every_terminating_signal_leaves_no_partial_file(long_clip: Path, tmp_path: Path,
                                                          model_env: dict[str, str], how: str) -> None:
     out = tmp_path / "o.mp4"
@@ -289,8 +289,8 @@ def test_every_terminating_signal_leaves_no_partial_file(long_clip: Path, tmp_pa
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **model_env})
     wait_for_part_file(tmp_path, proc)
-    if how != "timeout":
-        proc.send_signal(getattr(signal, how))
+    for _ in range(2 if how.endswith("twice") else 0 if how == "timeout" else 1):
+        proc.send_signal(getattr(signal, how.split()[0]))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "Traceback" not in err

@@ -92,6 +92,10 @@ def exit_on_signals(partial: PartialOutput) -> Iterator[None]:
     """
 
     def abort(signum: int, frame: Any) -> None:
+        # `timeout` signals us twice (us, then its process group): a second handler run inside the
+        # first deadlocked on the encoder's wait lock.
+        for sig in TERMINATING_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         partial.abandon()
         print(interrupted_message(signum), file=sys.stderr, flush=True)
         os._exit(128 + signum)

@@ -24,7 +24,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
-from .atomic_output import check_not_input, interrupted_message, real_target, temporary_output
+from .atomic_output import PartialOutput, check_not_input, interrupted_message, real_target, temporary_output
 from .media import (
     PROG,
     UserError,
@@ -238,7 +238,7 @@ def _write_y4m(clip: Any, stream: IO[bytes], quiet: bool) -> None:
         clip.output(stream, y4m=True, progress_update=progress)
 
 
-def _encode(out: Any, command: list[str], partial: Any, quiet: bool) -> None:
+def _encode(out: Any, command: list[str], partial: PartialOutput, quiet: bool) -> None:
     """Stream ``out`` as y4m into the encoder; the signal handler of ``partial`` can stop it at any time."""
     # Its own process group: a signal sent to ours (Ctrl-C, `timeout`) reaches only us, and our handler
     # stops it; killed first, it left clip.output writing into a dead pipe with the handler never run.
