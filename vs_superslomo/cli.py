@@ -24,7 +24,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
-from .atomic_output import PartialOutput, check_not_input, interrupted_message, real_target, temporary_output
+from .atomic_output import (
+    PartialOutput,
+    check_not_input,
+    exit_on_signals,
+    interrupted_message,
+    real_target,
+    temporary_output,
+)
 from .media import (
     PROG,
     UserError,
@@ -358,9 +365,12 @@ def _compare_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if argv[:1] == ["compare"]:
-            return run_compare(_compare_parser().parse_args(argv[1:]))
-        return run_convert(_parser().parse_args(argv))
+        # Signals exit at once with one line from start-up on: a KeyboardInterrupt raised inside
+        # safetensors' loader came out as a ValueError traceback.
+        with exit_on_signals(PartialOutput()):
+            if argv[:1] == ["compare"]:
+                return run_compare(_compare_parser().parse_args(argv[1:]))
+            return run_convert(_parser().parse_args(argv))
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
