@@ -26,6 +26,9 @@ FORMAT_VERSION = "1"
 DEFAULT_MODEL_NAME = "superslomo.safetensors"
 # Users can point every entry point at another default model with this variable.
 MODEL_ENV_VAR = "VS_SUPERSLOMO_MODEL"
+# The paper's model has width 32 (39.6 M parameters); 128 already needs 2.5 GB of weights.
+MAX_WIDTH = 128
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")  # safetensors' names
 
 
 class ModelFileError(ValueError):
@@ -78,23 +81,69 @@ def _check_file(path: str | os.PathLike[str]) -> None:
         raise ModelFileError(path, "file is empty")
 
 
-def _build(path: str | os.PathLike[str], config: ModelConfig, state: dict[str, Tensor]) -> SuperSloMo:
-    model = SuperSloMo(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    extra = sorted(set(state) - set(expected))
+def _check_config(path: str | os.PathLike[str], config: ModelConfig) -> None:
+    width = config.width
+    if isinstance(width, bool) or not isinstance(width, int):
+        raise ModelFileError(path, f"invalid config in metadata (width must be an integer, got {width!r})")
+    if width > MAX_WIDTH:
+        raise ModelFileError(path, f"invalid config in metadata (width {width} is above the largest supported, "
+                                   f"{MAX_WIDTH})")
+
+
+def _expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """The state dict's tensor shapes for ``config``, without allocating it (meta device)."""
+    with torch.device("meta"):
+        model = SuperSloMo(config)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def _check_layout(path: str | os.PathLike[str], expected: dict[str, tuple[int, ...]],
+                  found: dict[str, tuple[int, ...]]) -> None:
+    """Names and shapes of the file's tensors against the config's, before anything is allocated."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
     if missing or extra:
         raise ModelFileError(
             path, f"weights do not match the config (missing {missing[:4]}, unexpected {extra[:4]})"
         )
-    for key, ref in expected.items():
-        if tuple(state[key].shape) != tuple(ref.shape):
-            raise ModelFileError(
-                path,
-                f"tensor {key!r} has shape {tuple(state[key].shape)}, the config expects {tuple(ref.shape)}",
-            )
+    for key, shape in expected.items():
+        if found[key] != shape:
+            raise ModelFileError(path, f"tensor {key!r} has shape {found[key]}, the config expects {shape}")
+
+
+def _check_values(path: str | os.PathLike[str], state: dict[str, Tensor]) -> None:
+    for key, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise ModelFileError(path, f"tensor {key!r} has type {tensor.dtype}; weights must be floating point")
+        if not bool(torch.isfinite(tensor).all()):
+            raise ModelFileError(path, f"tensor {key!r} has non-finite values (NaN or infinity)")
+
+
+def _build(path: str | os.PathLike[str], config: ModelConfig, state: dict[str, Tensor]) -> SuperSloMo:
+    _check_config(path, config)
+    _check_layout(path, _expected_shapes(config), {k: tuple(v.shape) for k, v in state.items()})
+    _check_values(path, state)
+    model = SuperSloMo(config)
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
     return model.eval()
+
+
+def _check_header(path: str | os.PathLike[str], config: ModelConfig) -> None:
+    """Refuse a file whose tensors cannot be the config's before reading them (the header is enough)."""
+    from safetensors import safe_open
+
+    _check_config(path, config)
+    try:
+        with safe_open(os.fspath(path), framework="pt") as f:
+            slices = {key: f.get_slice(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+            layout = {key: tuple(s.get_shape()) for key, s in slices.items()}
+            dtypes = {key: s.get_dtype() for key, s in slices.items()}
+    except (SafetensorError, OSError) as e:
+        raise ModelFileError(path, f"cannot read tensors ({e})") from None
+    _check_layout(path, _expected_shapes(config), layout)
+    for key, dtype in dtypes.items():
+        if dtype not in FLOAT_DTYPES:
+            raise ModelFileError(path, f"tensor {key!r} has type {dtype}; weights must be floating point")
 
 
 def load_safetensors(path: str | os.PathLike[str]) -> SuperSloMo:
@@ -108,6 +157,7 @@ def load_safetensors(path: str | os.PathLike[str]) -> SuperSloMo:
         config = ModelConfig.from_json(metadata["config"])
     except (KeyError, ValueError, TypeError) as e:
         raise ModelFileError(path, f"invalid config in metadata ({e})") from None
+    _check_header(path, config)
     try:
         state = load_file(os.fspath(path))
     except (SafetensorError, OSError) as e:

@@ -12,114 +12,196 @@ The output is written under a temporary name and renamed only when complete.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from bisect import bisect_left
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
 
 from . import options as option_info
+from .atomic_output import (
+    PartialOutput,
+    check_not_input,
+    exit_on_signals,
+    interrupted_message,
+    real_target,
+    temporary_output,
+)
+from .media import (
+    PROG,
+    UserError,
+    check_constant_rate,
+    check_first_frame,
+    ffmpeg_exe,
+    for_y4m,
+    notice,
+    open_video,
+    probe_container,
+)
 
-PROG = "vs-superslomo"
 CODECS = {"x264": "libx264", "x265": "libx265", "ffv1": "ffv1"}
+# The containers each codec is written to (ffmpeg would accept a few more, with surprises).
+CONTAINERS = {"x264": (".mp4", ".mkv", ".mov", ".m4v", ".ts"), "x265": (".mp4", ".mkv", ".mov", ".m4v", ".ts"),
+              "ffv1": (".mkv", ".avi", ".nut")}
+CRF_RANGE = (0, 51)  # x264's and x265's
+MIN_RATE, MAX_RATE = 1, 1000
+TIME_TOLERANCE = 0.001  # s: frame times are often stored in milliseconds
 # Decimal rates people type, mapped to the exact NTSC-family rates they mean.
 NTSC_RATES = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.952": Fraction(48000, 1001),
               "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
 
-
-class UserError(Exception):
-    """A problem with the user's input; printed as one line, exit code 2."""
+__all__ = ["UserError", "main", "parse_rate"]
 
 
 def parse_rate(text: str) -> Fraction:
-    """"60", "60000/1001", "59.94" (-> 60000/1001) or "25.5" as an exact positive rate."""
+    """"60", "60000/1001", "59.94" (-> 60000/1001) or "25.5" as an exact rate from 1 to 1000 fps."""
     try:
         rate = NTSC_RATES.get(text.strip()) or Fraction(text.strip())
     except (ValueError, ZeroDivisionError):
         raise UserError(f"bad frame rate {text!r} (use e.g. 60, 59.94 or 60000/1001)") from None
-    if rate <= 0 or rate > 1000:
-        raise UserError(f"bad frame rate {text!r}: it must be above 0 and at most 1000")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise UserError(f"bad frame rate {text!r}: it must be from {MIN_RATE} to {MAX_RATE} fps")
     return rate
 
 
-def _ffmpeg() -> str:
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
-
-
-def open_source(path: Path) -> Any:
-    """The input's video as a VapourSynth clip (bestsource), or a UserError saying why not."""
-    import vapoursynth as vs
-
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if not path.is_file():
-        raise UserError(f"{path}: not a file")
-    if not os.access(path, os.R_OK):
-        raise UserError(f"{path}: not readable")
+def parse_seconds(option: str, value: str | float | None) -> float | None:
+    """A time option as finite, non-negative seconds (None stays None)."""
+    if value is None:
+        return None
     try:
-        clip = vs.core.bs.VideoSource(source=str(path), cachemode=0)
-    except vs.Error as e:
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown error"
-        raise UserError(f"{path}: cannot read a video stream ({reason})") from None
-    if clip.fps_num == 0:
-        raise UserError(f"{path}: variable frame rate video is not supported yet")
-    return clip
+        seconds = float(Fraction(str(value).strip()))
+    except (ValueError, ZeroDivisionError, OverflowError):
+        raise UserError(f"{option} {value}: not a time in seconds (e.g. 1.5)") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise UserError(f"{option} {value}: the time must be a finite number of seconds, at least 0")
+    return seconds
 
 
-def _has_audio(path: Path) -> bool:
-    res = subprocess.run([_ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    return any("Audio:" in line for line in res.stderr.splitlines() if "Stream #" in line)
-
-
-def _check_output(path: Path, codec: str) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
+def _check_output(path: Path, suffixes: tuple[str, ...], what: str) -> None:
+    """The output's folder exists and is writable, and its extension is one ``what`` is written to."""
+    if str(path) == "-":
+        raise UserError("-o -: writing to standard output is not supported; give a file name")
+    target = real_target(path)
+    parent = target.parent if str(target.parent) else Path(".")
     if not parent.is_dir():
         raise UserError(f"{path}: the folder {parent} does not exist")
     if not os.access(parent, os.W_OK):
         raise UserError(f"{path}: the folder {parent} is not writable")
-    if codec == "ffv1" and path.suffix.lower() not in (".mkv", ".avi", ".nut"):
-        raise UserError(f"{path}: ffv1 needs a .mkv output")
+    suffix = target.suffix.lower()
+    if suffix not in suffixes:
+        given = f"a {suffix} file" if suffix else "a file without an extension"
+        raise UserError(f"{path}: {what} cannot be written to {given}; use {', '.join(suffixes)}")
 
 
-@contextmanager
-def _temporary_output(target: Path) -> Iterator[Path]:
-    """A temporary file beside ``target``, renamed onto it only if the block completes."""
+def _check_convert_args(args: argparse.Namespace) -> Fraction | None:
+    """The target rate (or None), after refusing contradictory or out-of-range options."""
+    if args.factor is not None and args.fps is not None:
+        raise UserError("give --factor or --fps, not both")
+    if args.slowmo and args.fps is not None:
+        raise UserError("--slowmo takes --factor (how many times slower), not --fps")
+    if args.audio == "stretch" and not args.slowmo:
+        raise UserError("--audio stretch needs --slowmo (without it the duration and the audio stay as they are)")
+    if args.factor is not None and args.factor < 1:
+        raise UserError(f"--factor must be at least 1, got {args.factor}")
+    if not CRF_RANGE[0] <= args.crf <= CRF_RANGE[1]:
+        raise UserError(f"--crf {args.crf}: it must be from {CRF_RANGE[0]} to {CRF_RANGE[1]}")
+    args.start = parse_seconds("--start", args.start)
+    args.end = parse_seconds("--end", args.end)
+    return parse_rate(args.fps) if args.fps is not None else None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The frames to interpolate, and where they and the audio sit in the source's timeline."""
+
+    clip: Any
+    video_offset: float  # seconds from the output's start to its first frame (keeps an A/V offset)
+    audio_seek: float  # where the audio is cut, seconds after the file's start
+    duration: float  # of the selected frames, seconds
+
+
+def _select(clip: Any, times: list[float], file_start: float, args: argparse.Namespace) -> Selection:
+    """Frames from --start to --end, chosen by their real times; the audio is cut at the same instants."""
+    rate = Fraction(clip.fps_num, clip.fps_den)
+    relative = [t - file_start - TIME_TOLERANCE for t in times]
+    first = 0 if args.start is None else bisect_left(relative, args.start)  # the first frame at or after --start
+    last = clip.num_frames if args.end is None else bisect_left(relative, args.end)  # frames before --end
+    if not 0 <= first < last:
+        raise UserError(f"--start/--end select no frames (the video has {clip.num_frames / rate:.2f} s)")
+    frame_time = times[first] - file_start
+    if args.start is None:  # the whole file: the video keeps its delay after the audio
+        seek, offset = 0.0, max(0.0, frame_time)
+    else:  # cut: both start at the first selected frame
+        seek, offset = max(0.0, frame_time), 0.0
+    return Selection(clip[first:last], offset, seek, float((last - first) / rate))
+
+
+def _interpolate(clip: Any, rate: Fraction | None, args: argparse.Namespace) -> tuple[Any, Fraction]:
+    """The interpolated clip and how much slower it plays than the source (1: same speed)."""
+    import vapoursynth as vs
+
+    from .filter import interpolate
+
+    factor = args.factor or (4 if args.slowmo else 2)
+    source_rate = Fraction(clip.fps_num, clip.fps_den)
+    if rate is None and not args.slowmo and source_rate * factor > MAX_RATE:
+        raise UserError(f"--factor {factor} gives {float(source_rate * factor):.6g} fps; at most {MAX_RATE} "
+                        f"are supported (use --fps, or --slowmo for slow motion)")
+    options = {"model": args.model, "device": args.device, "flow_scale": args.flow_scale, "sc": not args.no_sc,
+               "dis_preset": args.dis_preset}
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
-    except OSError as e:
-        raise UserError(f"{target}: cannot write in {target.parent} ({e.strerror})") from None
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        if rate is not None:
+            out = interpolate(clip, fps_num=rate.numerator, fps_den=rate.denominator, **options)
+        else:
+            out = interpolate(clip, factor=factor, **options)
+    except vs.Error as e:
+        raise UserError(str(e)) from None
+    if not args.slowmo:
+        return out, Fraction(1)
+    return vs.core.std.AssumeFPS(out, fpsnum=clip.fps_num, fpsden=clip.fps_den), Fraction(factor)
 
 
-def _encoder_command(args: argparse.Namespace, output: Path, audio: str, rate_ratio: Fraction) -> list[str]:
-    cmd = [_ffmpeg(), "-hide_banner", "-loglevel", "error", "-y", "-f", "yuv4mpegpipe", "-i", "-"]
+def _audio_mode(has_audio: bool, args: argparse.Namespace) -> str:
+    if not has_audio:
+        return "none"
+    if not args.slowmo:
+        return "keep"
+    if args.audio == "stretch":
+        return "stretch"
+    notice("slow motion: audio dropped (use --audio stretch to slow it down, pitch kept)")
+    return "none"
+
+
+def _encoder_command(args: argparse.Namespace, output: Path, audio: str, sel: Selection, slowdown: Fraction,
+                     color_tags: str) -> list[str]:
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
+    if sel.video_offset > 0:
+        cmd += ["-itsoffset", f"{sel.video_offset * float(slowdown):.6f}"]
+    cmd += ["-f", "yuv4mpegpipe", "-i", "-"]
     if audio != "none":
-        if args.start is not None:
-            cmd += ["-ss", str(args.start)]
-        if args.end is not None:
-            cmd += ["-to", str(args.end)]
-        cmd += ["-i", str(args.input), "-map", "0:v:0", "-map", "1:a:0?"]
+        # The audio ends where the video does (the output's time of the last frame's end).
+        if sel.audio_seek > 0:  # even "-ss 0" makes ffmpeg drop the video's -itsoffset
+            cmd += ["-ss", f"{sel.audio_seek:.6f}"]
+        cmd += ["-t", f"{sel.video_offset + sel.duration:.6f}", "-i", str(args.input),
+                "-map", "0:v:0", "-map", "1:a:0?"]
     codec = CODECS[args.codec]
+    if color_tags:
+        cmd += ["-filter:v", color_tags]
     cmd += ["-c:v", codec]
     if codec in ("libx264", "libx265"):
         cmd += ["-crf", str(args.crf), "-preset", args.preset]
-    if audio == "keep":
-        cmd += ["-c:a", "aac", "-b:a", "192k", "-shortest"]
-    elif audio == "stretch":
-        cmd += ["-filter:a", _atempo_chain(rate_ratio), "-c:a", "aac", "-b:a", "192k"]
+    if audio == "stretch":
+        length = (sel.video_offset + sel.duration) * float(slowdown)
+        # atempo's output runs a little short of length; pad it with silence, then cut it exactly.
+        cmd += ["-filter:a", f"{_atempo_chain(1 / slowdown)},apad=whole_dur={length:.6f},atrim=duration={length:.6f}"]
+    if audio != "none":
+        cmd += ["-c:a", "aac", "-b:a", "192k"]
     cmd += [str(output)]
     return cmd
 
@@ -135,107 +217,70 @@ def _atempo_chain(speed: Fraction) -> str:
     return ",".join(f"atempo={s:.6f}" for s in stages)
 
 
-INTERRUPTED = f"{PROG}: interrupted; no output written"
+class _PlainProgress:
+    """Progress for logs (stderr not a terminal): a plain line every 10%, never a carriage return."""
 
+    def __init__(self, total: int) -> None:
+        self.total, self.reported, self.started = max(total, 1), 0, time.monotonic()
 
-def _abort_handler(encoder: subprocess.Popen[bytes], tmp: Path) -> Any:
-    """Ctrl-C during the encode: stop the encoder, remove the partial file and exit at once.
-
-    Exiting from the handler avoids unwinding a KeyboardInterrupt through ``clip.output``, which once
-    surfaced as a BrokenPipeError with the encoder still alive and waiting on its input.
-    """
-
-    def abort(signum: int, frame: Any) -> None:
-        encoder.kill()
-        encoder.wait()
-        tmp.unlink(missing_ok=True)
-        print(INTERRUPTED, file=sys.stderr, flush=True)
-        os._exit(128 + signal.SIGINT)
-
-    return abort
+    def __call__(self, done: int, total: int) -> None:
+        tenth = 10 * done // self.total
+        if tenth > self.reported:
+            self.reported = tenth
+            print(f"{PROG}: interpolating: {10 * tenth}% ({done}/{self.total} frames, "
+                  f"{time.monotonic() - self.started:.0f} s)", file=sys.stderr, flush=True)
 
 
 def _write_y4m(clip: Any, stream: IO[bytes], quiet: bool) -> None:
     from tqdm import tqdm
 
-    with tqdm(total=clip.num_frames, unit="frame", disable=quiet, file=sys.stderr, dynamic_ncols=True,
-              desc="interpolating") as bar:
+    if quiet or not sys.stderr.isatty():
+        # a callback even when quiet: Python runs signal handlers between frames only when it runs code
+        clip.output(stream, y4m=True, progress_update=(lambda done, total: None) if quiet
+                    else _PlainProgress(clip.num_frames))
+        return
+    with tqdm(total=clip.num_frames, unit="frame", file=sys.stderr, dynamic_ncols=True, desc="interpolating") as bar:
         def progress(done: int, total: int) -> None:
             bar.update(done - bar.n)
 
         clip.output(stream, y4m=True, progress_update=progress)
 
 
-def _selected_range(clip: Any, start: float | None, end: float | None) -> Any:
-    """The frames between --start and --end."""
-    if start is None and end is None:
-        return clip
-    src_rate = Fraction(clip.fps_num, clip.fps_den)
-    first = round((start or 0) * src_rate)
-    last = clip.num_frames if end is None else min(clip.num_frames, round(end * src_rate))
-    if not 0 <= first < last:
-        raise UserError(f"--start/--end select no frames (the video has {clip.num_frames / src_rate:.2f} s)")
-    return clip[first:last]
+def _encode(out: Any, command: list[str], partial: PartialOutput, quiet: bool) -> None:
+    """Stream ``out`` as y4m into the encoder; the signal handler of ``partial`` can stop it at any time."""
+    # Its own process group: a signal sent to ours (Ctrl-C, `timeout`) reaches only us, and our handler
+    # stops it; killed first, it left clip.output writing into a dead pipe with the handler never run.
+    partial.encoder = encoder = subprocess.Popen(command, stdin=subprocess.PIPE, process_group=0)
+    assert encoder.stdin is not None
+    try:
+        _write_y4m(out, encoder.stdin, quiet)
+        encoder.stdin.close()
+    except BrokenPipeError:  # what the encoder wrote is incomplete: never rename it
+        raise UserError("the encoder (ffmpeg) stopped before all frames were written; "
+                        "see its message above") from None
+    if encoder.wait() != 0:
+        raise UserError("the encoder (ffmpeg) failed; see its message above")
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    import vapoursynth as vs
-
-    from .filter import interpolate
-
-    if args.factor is not None and args.fps is not None:
-        raise UserError("give --factor or --fps, not both")
-    if args.slowmo and args.fps is not None:
-        raise UserError("--slowmo takes --factor (how many times slower), not --fps")
-    if args.factor is not None and args.factor < 1:
-        raise UserError(f"--factor must be at least 1, got {args.factor}")
-    rate = parse_rate(args.fps) if args.fps is not None else None
-    output: Path = args.output
-    _check_output(output, args.codec)
-    clip = _selected_range(open_source(args.input), args.start, args.end)
-    factor = args.factor or (4 if args.slowmo else None)
-    options = {"model": args.model, "device": args.device, "flow_scale": args.flow_scale, "sc": not args.no_sc,
-               "dis_preset": args.dis_preset}
-    try:
-        if rate is not None:
-            out = interpolate(clip, fps_num=rate.numerator, fps_den=rate.denominator, **options)
-        else:
-            out = interpolate(clip, factor=factor or 2, **options)
-    except vs.Error as e:
-        raise UserError(str(e)) from None
-    speed = Fraction(1)
-    if args.slowmo:
-        out = vs.core.std.AssumeFPS(out, fpsnum=clip.fps_num, fpsden=clip.fps_den)
-        speed = Fraction(1, factor or 4)
-    audio = "none"
-    if _has_audio(args.input):
-        if not args.slowmo:
-            audio = "keep"
-        elif args.audio == "stretch":
-            audio = "stretch"
-        else:
-            print(f"{PROG}: slow motion: audio dropped (use --audio stretch to slow it down, pitch kept)",
-                  file=sys.stderr)
-    with _temporary_output(output) as tmp:
-        encoder = subprocess.Popen(_encoder_command(args, tmp, audio, speed), stdin=subprocess.PIPE)
-        assert encoder.stdin is not None
-        previous = signal.signal(signal.SIGINT, _abort_handler(encoder, tmp))
-        try:
-            _write_y4m(out, encoder.stdin, args.quiet)
-            encoder.stdin.close()
-        except BaseException as e:
-            encoder.kill()
-            encoder.wait()
-            if isinstance(e, BrokenPipeError):  # what the encoder wrote is incomplete: never rename it
-                raise UserError("the encoder (ffmpeg) stopped before all frames were written; "
-                                "see its message above") from None
-            raise
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        if encoder.wait() != 0:
-            raise UserError("the encoder (ffmpeg) failed; see its message above")
+    rate = _check_convert_args(args)
+    _check_output(args.output, CONTAINERS[args.codec], args.codec)
+    check_not_input(args.input, args.output)
+    clip, times = open_video(args.input)
+    container = probe_container(args.input)
+    check_constant_rate(args.input, times, Fraction(clip.fps_num, clip.fps_den))
+    clip = check_first_frame(args.input, clip, container)
+    selection = _select(clip, times, container.start, args)
+    out, slowdown = _interpolate(selection.clip, rate, args)
+    audio = _audio_mode(container.has_audio, args)
+    out, color_tags = for_y4m(out)
+    if out.format.color_family != selection.clip.format.color_family:
+        notice("note: RGB input is written as YUV 4:4:4 (BT.709), which keeps its full colour resolution")
+    with temporary_output(args.output) as partial:
+        _encode(out, _encoder_command(args, partial.file, audio, selection, slowdown, color_tags), partial,
+                args.quiet)
     if not args.quiet:
-        print(f"{PROG}: wrote {output} ({out.num_frames} frames at {out.fps_num}/{out.fps_den} fps)", file=sys.stderr)
+        notice(f"wrote {args.output} ({out.num_frames} frames at {out.fps_num}/{out.fps_den} fps)")
     return 0
 
 
@@ -246,11 +291,12 @@ def run_compare(args: argparse.Namespace) -> int:
 
     from .filter import interpolate
 
-    if args.output.suffix.lower() != ".png":
-        raise UserError(f"{args.output}: the comparison is written as .png")
-    _check_output(args.output, "x264")
-    clip = open_source(args.input)
-    index = int(Fraction(args.at) * Fraction(clip.fps_num, clip.fps_den))
+    at = parse_seconds("--at", args.at)
+    _check_output(args.output, (".png",), "the comparison")
+    check_not_input(args.input, args.output)
+    clip, _ = open_video(args.input)
+    clip = check_first_frame(args.input, clip, probe_container(args.input))
+    index = int(Fraction(at or 0) * Fraction(clip.fps_num, clip.fps_den))
     if not 0 <= index < clip.num_frames - 1:
         raise UserError(f"--at {args.at}: the video has {clip.num_frames} frames "
                         f"({clip.num_frames * clip.fps_den / clip.fps_num:.2f} s)")
@@ -274,9 +320,9 @@ def run_compare(args: argparse.Namespace) -> int:
     for k, (label, img) in enumerate(panels):
         canvas.paste(Image.fromarray(img), (k * w, 24))
         draw.text((k * w + 6, 5), label, fill="white")
-    with _temporary_output(args.output) as tmp:
-        canvas.save(tmp, format="PNG")
-    print(f"{PROG}: wrote {args.output}", file=sys.stderr)
+    with temporary_output(args.output) as partial:
+        canvas.save(partial.file, format="PNG")
+    notice(f"wrote {args.output}")
     return 0
 
 
@@ -319,14 +365,17 @@ def _compare_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        if argv[:1] == ["compare"]:
-            return run_compare(_compare_parser().parse_args(argv[1:]))
-        return run_convert(_parser().parse_args(argv))
+        # Signals exit at once with one line from start-up on: a KeyboardInterrupt raised inside
+        # safetensors' loader came out as a ValueError traceback.
+        with exit_on_signals(PartialOutput()):
+            if argv[:1] == ["compare"]:
+                return run_compare(_compare_parser().parse_args(argv[1:]))
+            return run_convert(_parser().parse_args(argv))
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        print(interrupted_message(signal.SIGINT), file=sys.stderr)
         return 128 + signal.SIGINT
     except BrokenPipeError:
         print(f"{PROG}: error: the encoder stopped early", file=sys.stderr)
