@@ -242,7 +242,8 @@ def encode_with_times(folder: Path, centres: list[float], durations: list[Fracti
     total = float(starts[-1])
     out = folder / name
     subprocess.run([FFMPEG, "-v", "error", "-y", "-framerate", "1", "-i", str(folder / "%04d.png"), "-f", "lavfi",
-                    "-i", f"sine=frequency=440:duration={total:.6f}", "-filter:v", f"settb=1/1000000,setpts=({table})/TB",
+                    "-i", f"sine=frequency=440:duration={total:.6f}",
+                    "-filter:v", f"settb=1/1000000,setpts=({table})/TB",
                     "-map", "0:v", "-map", "1:a", "-fps_mode", "passthrough", "-enc_time_base:v", "1/1000", *codec,
                     "-c:a", "aac", str(out)], check=True)
     return out
