@@ -85,9 +85,12 @@ def _pair_flows(dis: cv2.DISOpticalFlow, grey0: np.ndarray, grey1: np.ndarray) -
     shift = large_motion(grey0, grey1, patch * 2 ** _coarsest_scale(*grey0.shape, patch))
     if shift is None:
         return forward, backward
-    seeded = [_calc(dis, grey0, grey1, _constant_flow(grey0.shape, shift)),
-              _calc(dis, grey1, grey0, _constant_flow(grey0.shape, (-shift[0], -shift[1])))]
-    return (fuse_flows(grey0, grey1, [forward, seeded[0]]), fuse_flows(grey1, grey0, [backward, seeded[1]]))
+    # Candidates: plain DIS, DIS seeded with the shift, and the shift itself (for content that leaves the
+    # frame, where DIS has nothing to match and drifts).
+    seeds = [_constant_flow(grey0.shape, shift), _constant_flow(grey0.shape, (-shift[0], -shift[1]))]
+    seeded = [_calc(dis, grey0, grey1, seeds[0]), _calc(dis, grey1, grey0, seeds[1])]
+    return (fuse_flows(grey0, grey1, [forward, seeded[0], seeds[0]]),
+            fuse_flows(grey1, grey0, [backward, seeded[1], seeds[1]]))
 
 
 def dis_flows(rgb0: Tensor, rgb1: Tensor, preset: DisPreset = "medium") -> tuple[Tensor, Tensor]:

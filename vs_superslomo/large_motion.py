@@ -24,6 +24,8 @@ MAX_MATCH = 0.8
 # A global shift counts as large from this fraction of DIS's reach (patch size x 2^coarsest level): DIS lost
 # 60-px pans at 214x160 (reach 64) and 80-px ones at 640x360 (reach 128), and found 40 and 60 px.
 REACH_FRACTION = 0.25
+# Grey levels (0-255) of error counted for a pixel a candidate flow moves out of the frame.
+OUTSIDE_ERROR = 12.0
 # Phase correlation runs on frames downscaled by a power of two to at most this many pixels a side.
 CORRELATION_SIDE = 256
 
@@ -72,7 +74,9 @@ def large_motion(grey0: np.ndarray, grey1: np.ndarray, reach: float) -> tuple[fl
 
 def fuse_flows(grey0: np.ndarray, grey1: np.ndarray, candidates: Sequence[np.ndarray]) -> np.ndarray:
     """Per pixel, the candidate flow F0->1 whose warp of grey1 matches grey0 best over a neighbourhood
-    (a box of about a sixteenth of the frame's shorter side); ties keep the earlier candidate."""
+    (a box of about a sixteenth of the frame's shorter side); ties keep the earlier candidate. A pixel
+    that a candidate moves out of the frame cannot be checked and counts as a fair match
+    (``OUTSIDE_ERROR``): in a fast pan the content leaving the frame keeps the pan's motion."""
     h, w = grey0.shape
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     side = max(5, min(h, w) // 16) | 1
@@ -80,8 +84,10 @@ def fuse_flows(grey0: np.ndarray, grey1: np.ndarray, candidates: Sequence[np.nda
     target = grey1.astype(np.float32)
     errors = []
     for flow in candidates:
-        warped = cv2.remap(target, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-        errors.append(cv2.blur(np.abs(warped - reference), (side, side)))
+        x, y = xs + flow[..., 0], ys + flow[..., 1]
+        warped = cv2.remap(target, x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        outside = (x < -0.5) | (x > w - 0.5) | (y < -0.5) | (y > h - 0.5)
+        error = np.where(outside, OUTSIDE_ERROR, np.abs(warped - reference)).astype(np.float32)
+        errors.append(cv2.blur(error, (side, side)))
     choice = np.argmin(np.stack(errors), axis=0)
     return np.take_along_axis(np.stack(candidates), choice[None, :, :, None], axis=0)[0]
