@@ -70,7 +70,8 @@ def _constant_flow(shape: tuple[int, ...], shift: tuple[float, float]) -> np.nda
     return flow
 
 
-def _calc(dis: cv2.DISOpticalFlow, grey0: np.ndarray, grey1: np.ndarray, initial: np.ndarray | None = None) -> np.ndarray:
+def _calc(dis: cv2.DISOpticalFlow, grey0: np.ndarray, grey1: np.ndarray,
+          initial: np.ndarray | None = None) -> np.ndarray:
     # OpenCV 5.0's DIS does not give the same flows for a zeroed array here as for None (measured: up to
     # 8.6 px apart on a validation pair); the shipped model was trained and validated with this form. DIS
     # refines whatever flow it is given, at every pyramid level (an array of the frame's size is its initial flow).
@@ -82,7 +83,8 @@ def _pair_flows(dis: cv2.DISOpticalFlow, grey0: np.ndarray, grey1: np.ndarray) -
     """(F0->1, F1->0) as (H, W, 2) arrays; motion beyond DIS's reach (``large_motion``) seeds DIS."""
     forward, backward = _calc(dis, grey0, grey1), _calc(dis, grey1, grey0)
     patch = dis.getPatchSize()
-    shift = large_motion(grey0, grey1, patch * 2 ** _coarsest_scale(*grey0.shape, patch))
+    height, width = grey0.shape
+    shift = large_motion(grey0, grey1, patch * 2 ** _coarsest_scale(height, width, patch))
     if shift is None:
         return forward, backward
     # Candidates: plain DIS, DIS seeded with the shift, and the shift itself (for content that leaves the

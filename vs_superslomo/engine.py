@@ -253,7 +253,7 @@ class Interpolator:
         stem = self.model.pair_stem(i0, i1, f01, f10)
         if not self.fallback:
             return _PairState(i0, i1, f01, f10, stem)
-        weight = fallback_map(f01, f10)
+        weight = fallback_map(f01, f10, self.model.denormalize(i0), self.model.denormalize(i1))
         share = float(weight[..., : rgb0.shape[-2], : rgb0.shape[-1]].float().mean())
         return _PairState(i0, i1, f01, f10, stem, weight if share > 0 else None, share)
 
