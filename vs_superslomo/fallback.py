@@ -38,6 +38,9 @@ PAIR_START = 0.5
 PAIR_FULL = 0.8
 # Consistency is measured on flows averaged over blocks of this size (cost; the map is smooth anyway).
 BLOCK = 4
+# Frames narrower than this (in either direction) are too small to tell a region from an occlusion band:
+# nothing falls back.
+MIN_SIDE = 64
 
 
 def inconsistency(forward: Tensor, backward: Tensor) -> Tensor:
@@ -74,7 +77,9 @@ def fallback_map(f01: Tensor, f10: Tensor, i0: Tensor | None = None, i1: Tensor 
     in pixels and, when given, the frames (N, C, H, W; 0-1 range) they connect. Exactly 0 where the flows
     agree (and, with frames, explain the pair)."""
     h, w = f01.shape[-2:]
-    block = BLOCK if min(h, w) >= 8 * BLOCK else 1
+    if min(h, w) < MIN_SIDE:
+        return torch.zeros_like(f01[:, :1])
+    block = BLOCK
     small = [F.avg_pool2d(f.float(), block) / block for f in (f01, f10)]
     px = INCONSISTENT_PX / block
     bad = torch.maximum(_inconsistent(small[0], small[1], px), _inconsistent(small[1], small[0], px))
@@ -89,8 +94,7 @@ def fallback_map(f01: Tensor, f10: Tensor, i0: Tensor | None = None, i1: Tensor 
     # A pair whose flows mostly contradict each other (unrelated frames) is not trusted anywhere.
     whole = _smoothstep(weight.mean(dim=(1, 2, 3), keepdim=True), PAIR_START, PAIR_FULL)
     weight = torch.maximum(weight, whole)
-    if block > 1:
-        weight = F.interpolate(weight, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
+    weight = F.interpolate(weight, size=(h, w), mode="bilinear", align_corners=False).clamp(0, 1)
     return weight.to(f01.dtype)
 
 
