@@ -303,7 +303,7 @@ def prepare(args: argparse.Namespace) -> Conversion:
 
 def run_convert(args: argparse.Namespace) -> int:
     job = prepare(args)
-    if args.workers is not None or args.ray is not None:  # ranges in worker processes or Ray tasks
+    if args.workers is not None or args.ray is not None or args.resume:  # ranges in workers or Ray tasks
         from .render import render
 
         render(job)

@@ -110,8 +110,6 @@ def _check_options(args: Any) -> None:
         raise UserError("give --workers or --ray, not both")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be at least 1, got {args.workers}")
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be at least 1, got {args.threads}")
     if not (math.isfinite(args.segment_seconds) and args.segment_seconds > 0):
         raise UserError(f"--segment-seconds {args.segment_seconds}: it must be a positive number of seconds")
 

@@ -72,7 +72,7 @@ def job_settings(args: Any, model: Path) -> dict[str, Any]:
 
 
 def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
-    for key in sorted(set(old) | set(new)):
+    for key in sorted(set(old) | set(new), key=lambda k: (k != "settings", k)):  # the cause before the ranges
         if old.get(key) != new.get(key):
             if isinstance(old.get(key), dict) and isinstance(new.get(key), dict):
                 return f"{key}.{_difference(old[key], new[key])}"
