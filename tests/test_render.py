@@ -191,9 +191,11 @@ def test_interrupted_render_resumes_only_the_missing_segments(
                           (["--workers", "2", "--ray"], "give --workers or --ray, not both"),
                           (["--resume"], "--resume continues a render of --workers or --ray"),
                           (["--workers", "2", "--segment-seconds", "0"], "--segment-seconds 0.0"),
-                          (["--workers", "2", "--threads", "0"], "threads must be at least 1")])
+                          (["--workers", "2", "--threads", "0"], "threads must be at least 1"),
+                          (["--ray", "127.0.0.2:PORT"], "no Ray cluster answers there")])
 def test_bad_render_options_give_one_line(cut_clip: Path, tmp_path: Path, model_env: dict[str, str],
                                           args: list[str], message: str) -> None:
+    args = [a.replace("PORT", str(_free_port())) for a in args]
     res = cli(str(cut_clip), "-o", str(tmp_path / "o.mkv"), "--codec", "ffv1", *args, env=model_env)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert res.stderr.strip() == res.stderr.strip().splitlines()[0]

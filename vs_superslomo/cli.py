@@ -288,7 +288,7 @@ def prepare(args: argparse.Namespace) -> Conversion:
     rate = _check_convert_args(args)
     _check_output(args.output, CONTAINERS[args.codec], args.codec)
     check_not_input(args.input, args.output)
-    clip, times = open_video(args.input)
+    clip, times = open_video(args.input, getattr(args, "index", None))  # render workers share one index
     container = probe_container(args.input)
     check_constant_rate(args.input, times, Fraction(clip.fps_num, clip.fps_den))
     clip = check_first_frame(args.input, clip, container)

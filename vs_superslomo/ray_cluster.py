@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from .media import PROG, UserError
-from .segments import WorkFolder, finish_segment, segment_name
+from .segments import INDEX, WorkFolder, finish_segment, segment_name
 
 MAX_RETRIES = 2  # 3 attempts per range, as with local workers
 REPORT_EVERY = 0.5  # s between a task's progress reports
+CONNECT_TIMEOUT = 10  # s
 
 
 class WorkerDied(Exception):
@@ -55,15 +57,17 @@ def _worker_output(proc: subprocess.Popen[str], key: tuple[int, int], board: Any
             board.report.remote(key, int(line.split()[1]))
 
 
-def render_range(job_args: str, first: int, end: int, suffix: str, board: Any,
-                 env: dict[str, str]) -> tuple[bytes, str]:
+def render_range(job_args: str, first: int, end: int, suffix: str, board: Any, env: dict[str, str],
+                 index: dict[str, bytes]) -> tuple[bytes, str]:
     """The Ray task: one range rendered on this node; the segment's bytes and this node's id."""
     import ray
 
     with tempfile.TemporaryDirectory(prefix="vs-superslomo-") as folder, tempfile.TemporaryFile("w+") as errors:
         segment = Path(folder) / segment_name(first, end, suffix)
+        for name, data in index.items():  # the input's index from the CLI: no decoding pass here
+            (Path(folder) / name).write_bytes(data)
         command = [sys.executable, "-m", "vs_superslomo.render_worker", "--first", str(first), "--end", str(end),
-                   "--segment", str(segment), "--args", job_args]
+                   "--segment", str(segment), "--args", job_args, "--index", str(Path(folder) / INDEX)]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True, env={**os.environ, **env})
         _worker_output(proc, (first, end), board)
         rc = proc.wait()
@@ -77,11 +81,24 @@ def render_range(job_args: str, first: int, end: int, suffix: str, board: Any,
         return segment.read_bytes(), ray.get_runtime_context().get_node_id()
 
 
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable address for ever: try its port first (``auto`` is Ray's to resolve)."""
+    host, _, port = address.rpartition(":")
+    if address == "auto" or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
+            pass
+    except OSError as e:
+        raise UserError(f"--ray {address}: no Ray cluster answers there ({e.strerror or e})") from None
+
+
 def _connect(address: str) -> Any:
     try:
         import ray
     except ImportError:
         raise UserError("--ray needs Ray: pip install 'vs-superslomo[cluster]'") from None
+    _check_reachable(address)
     try:
         ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
     except (ConnectionError, RuntimeError, ValueError) as e:
@@ -109,7 +126,9 @@ def render_on_ray(address: str, folder: WorkFolder, job_args: str, todo: list[tu
         board = ray.remote(num_cpus=0)(ProgressBoard).remote()
         task = ray.remote(render_range).options(num_cpus=threads, max_retries=MAX_RETRIES,
                                                 retry_exceptions=[WorkerDied])
-        refs = {task.remote(job_args, first, end, folder.suffix, board, env): (first, end) for first, end in todo}
+        index = ray.put(folder.index_files())
+        refs = {task.remote(job_args, first, end, folder.suffix, board, env, index): (first, end)
+                for first, end in todo}
         nodes: dict[tuple[int, int], str] = {}
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1, timeout=REPORT_EVERY)

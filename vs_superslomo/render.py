@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .atomic_output import PartialOutput, exit_on_signals, temporary_output
-from .media import PROG, UserError, notice
+from .media import PROG, UserError, notice, open_video
 from .render_plan import plan_ranges
 from .segments import WorkFolder, encode_args, job_settings
 
@@ -219,6 +219,8 @@ def render(job: Any) -> None:
     folder = WorkFolder(args.output)
     ranges = plan_ranges(job, args.segment_seconds)
     todo = folder.open(job_settings(args, _model_path(args)), ranges, args.resume)
+    open_video(args.input, folder.index)  # indexed once here (a decoding pass), read by every worker
+    args.index = folder.index
     already = sum(end - first for first, end in ranges if (first, end) not in todo)
     note = f"; the finished segments are kept in {folder.path} (the same command with --resume continues)"
     if args.resume and not args.quiet:
@@ -229,6 +231,9 @@ def render(job: Any) -> None:
         with exit_on_signals(running):
             where = _run(job, folder, todo, progress, running)
     except UserError as e:
+        if not folder.finished_segments():  # nothing to resume (e.g. no Ray cluster at that address)
+            folder.remove()
+            raise
         raise UserError(f"{e}{note}") from None
     finally:
         progress.close()

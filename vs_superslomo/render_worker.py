@@ -86,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--end", type=int, required=True)
     p.add_argument("--segment", type=Path, required=True)
     p.add_argument("--args", required=True)
+    p.add_argument("--index", type=Path, help="the input's bestsource index (path without .N.bsindex)")
     opts = p.parse_args(argv)
     _die_with_parent()
     try:
         args = decode_args(opts.args)
+        args.index = opts.index or getattr(args, "index", None)
         render_range(args, opts.first, opts.end, opts.segment)
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

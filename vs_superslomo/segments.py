@@ -25,7 +25,8 @@ from .media import UserError, ffmpeg_exe
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 # Options that change how the job runs, not its bytes.
-RUN_OPTIONS = ("workers", "ray", "resume", "quiet", "output")
+RUN_OPTIONS = ("workers", "ray", "resume", "quiet", "output", "index")
+INDEX = "input"  # bestsource's index of the input: input.N.bsindex
 
 
 def count_frames(path: Path) -> int:
@@ -101,6 +102,8 @@ class WorkFolder:
     def open(self, settings: dict[str, Any], ranges: list[tuple[int, int]], resume: bool) -> list[tuple[int, int]]:
         """Creates the folder, or checks the earlier job's manifest on --resume; returns the ranges to render."""
         manifest = {"manifest_version": MANIFEST_VERSION, "settings": settings, "ranges": [list(r) for r in ranges]}
+        if self.path.exists() and not resume and not self.finished_segments():
+            self.remove()  # an earlier start that finished nothing
         if self.path.exists() and not resume:
             raise UserError(f"{self.path} holds the segments of an unfinished render of this output: add --resume "
                             "to continue it, or remove the folder to start again")
@@ -148,6 +151,17 @@ class WorkFolder:
         path = self.path / "segments.ffconcat"
         path.write_text("\n".join(lines) + "\n")
         return path
+
+    @property
+    def index(self) -> Path:
+        """Where the input's bestsource index is kept, so that workers do not index the input again."""
+        return self.path / INDEX
+
+    def index_files(self) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in self.path.glob(f"{INDEX}.*.bsindex")}
+
+    def finished_segments(self) -> list[Path]:
+        return sorted(self.path.glob(segment_name(0, 0, self.suffix).replace("0", "[0-9]")))
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
