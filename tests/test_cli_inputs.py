@@ -197,21 +197,6 @@ def test_interlaced_input_is_refused_with_the_fix(media: Path, tmp_path: Path, m
 # D4: variable frame rate
 
 
-def test_variable_frame_rate_input_is_refused(media: Path, tmp_path: Path, model_env: dict[str, str]) -> None:
-    for rate in (24, 60):
-        ffmpeg("-f", "lavfi", "-i", f"testsrc2=size=160x120:rate={rate}", "-t", "1", "-c:v", "libx264",
-               "-pix_fmt", "yuv420p", str(tmp_path / f"p{rate}.mp4"))
-    (tmp_path / "list.txt").write_text("file p24.mp4\nfile p60.mp4\n")
-    ffmpeg("-f", "concat", "-i", str(tmp_path / "list.txt"), "-c", "copy", str(tmp_path / "joined.mp4"))
-    source = tmp_path / "vfr.mp4"
-    ffmpeg("-i", str(tmp_path / "joined.mp4"), "-f", "lavfi", "-i", "sine=duration=2", "-map", "0:v", "-map", "1:a",
-           "-c:v", "copy", "-c:a", "aac", str(source))
-    out = tmp_path / "o.mp4"
-    res = cli(str(source), "-o", str(out), "--fps", "60", env=model_env)
-    assert_one_line_error(res, "variable frame rate")
-    assert not out.exists()
-
-
 # D5 and the audio rough edges: timing
 
 

@@ -26,12 +26,15 @@ def test_unet_channels_match_the_paper() -> None:
 
 
 def test_flow_approximation_formulas() -> None:
-    f01 = torch.randn(1, 2, 4, 4)
-    f10 = torch.randn(1, 2, 4, 4)
+    # Seeded, and with an absolute tolerance for float32 rounding: a difference of two products can cancel to
+    # near 0, where allclose's default atol (1e-8) failed one draw in a few of the unseeded global generator.
+    gen = torch.Generator().manual_seed(0)
+    f01 = torch.randn(1, 2, 4, 4, generator=gen)
+    f10 = torch.randn(1, 2, 4, 4, generator=gen)
     t = torch.tensor(0.3).view(1, 1, 1, 1)
     ft0, ft1 = approximate_flows(f01, f10, t)
-    assert torch.allclose(ft0, -(1 - 0.3) * 0.3 * f01 + 0.09 * f10)
-    assert torch.allclose(ft1, (0.7**2) * f01 - 0.3 * 0.7 * f10)
+    assert torch.allclose(ft0, -(1 - 0.3) * 0.3 * f01 + 0.09 * f10, atol=1e-6)
+    assert torch.allclose(ft1, (0.7**2) * f01 - 0.3 * 0.7 * f10, atol=1e-6)
 
 
 def test_exact_warp_with_zero_flow_is_identity_and_integer_shift_moves_pixels() -> None:

@@ -8,16 +8,22 @@ an output frame says at which time it was made, whatever the model's quality.
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
+import imageio_ffmpeg
 import numpy as np
 import pytest
 import torch
 import vapoursynth as vs
 from conftest import make_model
+from PIL import Image
+from test_cli_inputs import stream_spans
 
 from vs_superslomo import interpolate, save_model
 from vs_superslomo.filter import PAIR_PROP
@@ -56,7 +62,9 @@ def bar_clip(centres: list[float], durations: list[Fraction] | None = None,
 
 
 def centroid(frame: vs.VideoFrame) -> float:
+    """The bar's centre: the intensity centroid of the first plane above its background (the median)."""
     row = np.asarray(frame[0]).astype(np.float64).mean(axis=0)
+    row = np.clip(row - np.median(row), 0, None)
     return float((row * (np.arange(WIDTH) + 0.5)).sum() / row.sum())
 
 
@@ -204,3 +212,79 @@ def test_variable_timing_of_equal_durations_is_the_constant_timing() -> None:
         assert variable.outputs_per_source() == constant.outputs_per_source()
         assert [variable.slot(n) for n in range(constant.output_frames)] == [
             constant.slot(n) for n in range(constant.output_frames)]
+
+
+# The CLI: real files with real timestamps, through bestsource and ffmpeg.
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def write_frames(folder: Path, centres: list[float]) -> list[Path]:
+    paths = []
+    for k, c in enumerate(centres):
+        row = (np.round(bar_row(c) * 219) + 16).astype(np.uint8)
+        paths.append(folder / f"{k:04d}.png")
+        Image.fromarray(np.repeat(row[None], HEIGHT, axis=0), mode="L").save(paths[-1])
+    return paths
+
+
+def encode_with_times(folder: Path, centres: list[float], durations: list[Fraction], codec: list[str],
+                      name: str) -> Path:
+    """A video whose frame k shows the bar at centres[k] and lasts durations[k], with a tone as long as it.
+
+    The frames' times are set by setpts from a table (nested ifs), written in milliseconds (the mkv/mp4
+    time base the muxers use here)."""
+    write_frames(folder, centres)
+    starts = starts_of(durations)
+    table = "0"
+    for k in reversed(range(len(centres))):
+        table = f"if(eq(N\\,{k})\\,{float(starts[k]):.6f}\\,{table})"  # commas escaped inside a filter
+    total = float(starts[-1])
+    out = folder / name
+    subprocess.run([FFMPEG, "-v", "error", "-y", "-framerate", "1", "-i", str(folder / "%04d.png"), "-f", "lavfi",
+                    "-i", f"sine=frequency=440:duration={total:.6f}",
+                    "-filter:v", f"settb=1/1000000,setpts=({table})/TB",
+                    "-map", "0:v", "-map", "1:a", "-fps_mode", "passthrough", "-enc_time_base:v", "1/1000", *codec,
+                    "-c:a", "aac", str(out)], check=True)
+    return out
+
+
+def cli_centres(source: Path, out: Path, model: Path, *args: str) -> list[float]:
+    res = subprocess.run([sys.executable, "-m", "vs_superslomo", str(source), "-o", str(out), "--fps", str(OUT_FPS),
+                          "--codec", "ffv1", "-q", *args], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "VS_SUPERSLOMO_MODEL": str(model)})
+    assert res.returncode == 0, res.stderr
+    clip = core.bs.VideoSource(str(out), cachemode=0)
+    assert (clip.fps_num, clip.fps_den) == (OUT_FPS, 1)
+    return [centroid(f) for f in clip.frames()]
+
+
+def test_the_cli_converts_variable_frame_rate_files_at_exact_times(plain_model: Path, tmp_path: Path) -> None:
+    durations = vfr_durations()
+    starts = starts_of(durations)
+    source = encode_with_times(tmp_path, [X0 + V * float(s) for s in starts[:-1]], durations, ["-c:v", "ffv1"],
+                               "vfr.mkv")
+    out = tmp_path / "out.mkv"
+    centres = cli_centres(source, out, plain_model)
+    errors = [abs(c - expected_centre(Fraction(n, OUT_FPS), starts)) for n, c in enumerate(centres)]
+    assert max(errors) < 0.5, errors
+    assert abs(len(centres) / OUT_FPS - float(starts[-1])) <= 1 / OUT_FPS  # the source's duration
+    before, after = stream_spans(source), stream_spans(out)
+    assert abs(after["a"][0] - before["a"][0]) < 1 / OUT_FPS and abs(after["v"][0] - before["v"][0]) < 1 / OUT_FPS
+    length = {k: v[1] - v[0] for k, v in before.items()}
+    assert abs((after["a"][1] - after["a"][0]) - length["a"]) < 2 / OUT_FPS, (before, after)
+
+
+def test_the_cli_dedups_held_drawings_through_compression(plain_model: Path, tmp_path: Path) -> None:
+    holds = [2, 3, 2, 2, 3, 3, 2, 3]
+    clip, _ = anime_clip(holds)
+    centres = [centroid(f) for f in clip.frames()]
+    source = encode_with_times(tmp_path, centres, [Fraction(1, 24)] * len(centres),
+                               ["-c:v", "libx264", "-crf", "18", "-pix_fmt", "yuv420p"], "anime.mp4")
+    last_start = Fraction(sum(holds[:-1]), 24)
+    smooth = cli_centres(source, tmp_path / "dedup.mkv", plain_model, "--dedup")
+    expected = [X0 + V * float(min(Fraction(n, OUT_FPS), last_start)) for n in range(len(smooth))]
+    errors = [abs(c - e) for c, e in zip(smooth, expected, strict=True)]
+    assert max(errors) < 0.5, errors
+    judder = cli_centres(source, tmp_path / "plain.mkv", plain_model)
+    assert max(abs(c - e) for c, e in zip(judder, expected, strict=True)) > 2.0

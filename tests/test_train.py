@@ -134,8 +134,11 @@ def test_training_resumes_from_its_saved_step_and_exports_loadable_weights(data_
     second = _train(out, config, "--max-steps", "5")
     assert second.returncode == 0, second.stderr
     assert torch.load(out / "state.pt", weights_only=True)["step"] == 5
-    steps = [json.loads(line)["step"] for line in (out / "log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records]
     assert steps == [3, 6] or steps[0] == 3  # validation at step 3, nothing repeated after resuming
+    baseline = records[0]["classical_baseline"]  # the classical DIS baseline beside the model's scores
+    assert set(baseline) == set(records[0]["validation"]) and baseline["real_x2"]["psnr"] > 10
     assert first.stdout == second.stdout == ""
     model = load_model(out / "best.safetensors")
     assert model.config.width == 4

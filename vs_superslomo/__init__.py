@@ -7,7 +7,14 @@ handles Ctrl-C during start-up, and training and the engine never import VapourS
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# torch's OpenMP threads spin while they wait for work. When another process holds a core (an encoder
+# in the same pipe), a spinning thread waits for a descheduled sibling: a 640x360 pair took 0.7-1.5 s
+# with two threads against 0.30-0.40 s with passive waiting (benchmarks/busy_core.py). OpenMP reads this
+# once, when torch loads, so it only applies where we import torch first; a user's own value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from .checkpoint import ModelFileError, load_model, save_model

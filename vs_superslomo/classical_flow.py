@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .large_motion import fuse_flows, large_motion
 from .options import DIS_PRESETS, DisPreset
 
 _OPENCV_PRESETS = {
@@ -45,7 +46,7 @@ def _coarsest_scale(height: int, width: int, patch_size: int) -> int:
     by_motion = int(math.log(max(height, width) / (4.0 * patch_size)) / math.log(2.0) + 0.5)
     patches = min(height, width) // patch_size
     by_patch = int(math.log(patches) / math.log(2.0)) if patches > 0 else 0
-    return min(by_motion, by_patch)
+    return max(0, min(by_motion, by_patch))
 
 
 def _finest_scale_for(dis: cv2.DISOpticalFlow, preset_finest: int, height: int, width: int) -> None:
@@ -63,11 +64,35 @@ def _grey_u8(rgb: Tensor) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(rgb8.numpy()), cv2.COLOR_RGB2GRAY)
 
 
-def _calc(dis: cv2.DISOpticalFlow, grey0: np.ndarray, grey1: np.ndarray) -> Tensor:
+def _constant_flow(shape: tuple[int, ...], shift: tuple[float, float]) -> np.ndarray:
+    flow = np.empty((*shape, 2), np.float32)
+    flow[..., 0], flow[..., 1] = shift
+    return flow
+
+
+def _calc(dis: cv2.DISOpticalFlow, grey0: np.ndarray, grey1: np.ndarray,
+          initial: np.ndarray | None = None) -> np.ndarray:
     # OpenCV 5.0's DIS does not give the same flows for a zeroed array here as for None (measured: up to
-    # 8.6 px apart on a validation pair); the shipped model was trained and validated with this form.
-    flow = np.zeros((*grey0.shape, 2), np.float32)
-    return torch.from_numpy(np.asarray(dis.calc(grey0, grey1, flow)))
+    # 8.6 px apart on a validation pair); the shipped model was trained and validated with this form. DIS
+    # refines whatever flow it is given, at every pyramid level (an array of the frame's size is its initial flow).
+    flow = np.zeros((*grey0.shape, 2), np.float32) if initial is None else initial.copy()
+    return np.asarray(dis.calc(grey0, grey1, flow))
+
+
+def _pair_flows(dis: cv2.DISOpticalFlow, grey0: np.ndarray, grey1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(F0->1, F1->0) as (H, W, 2) arrays; motion beyond DIS's reach (``large_motion``) seeds DIS."""
+    forward, backward = _calc(dis, grey0, grey1), _calc(dis, grey1, grey0)
+    patch = dis.getPatchSize()
+    height, width = grey0.shape
+    shift = large_motion(grey0, grey1, patch * 2 ** _coarsest_scale(height, width, patch))
+    if shift is None:
+        return forward, backward
+    # Candidates: plain DIS, DIS seeded with the shift, and the shift itself (for content that leaves the
+    # frame, where DIS has nothing to match and drifts).
+    seeds = [_constant_flow(grey0.shape, shift), _constant_flow(grey0.shape, (-shift[0], -shift[1]))]
+    seeded = [_calc(dis, grey0, grey1, seeds[0]), _calc(dis, grey1, grey0, seeds[1])]
+    return (fuse_flows(grey0, grey1, [forward, seeded[0], seeds[0]]),
+            fuse_flows(grey1, grey0, [backward, seeded[1], seeds[1]]))
 
 
 def dis_flows(rgb0: Tensor, rgb1: Tensor, preset: DisPreset = "medium") -> tuple[Tensor, Tensor]:
@@ -81,9 +106,9 @@ def dis_flows(rgb0: Tensor, rgb1: Tensor, preset: DisPreset = "medium") -> tuple
     _finest_scale_for(dis, preset_finest, rgb0.shape[-2], rgb0.shape[-1])
     forward, backward = [], []
     for a, b in zip(rgb0, rgb1, strict=True):
-        ga, gb = _grey_u8(a), _grey_u8(b)
-        forward.append(_calc(dis, ga, gb))
-        backward.append(_calc(dis, gb, ga))
+        f, g = _pair_flows(dis, _grey_u8(a), _grey_u8(b))
+        forward.append(torch.from_numpy(f))
+        backward.append(torch.from_numpy(g))
 
     def stack(flows: list[Tensor]) -> Tensor:
         return torch.stack(flows).permute(0, 3, 1, 2).to(rgb0.device, rgb0.dtype).contiguous()

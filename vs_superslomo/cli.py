@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from bisect import bisect_left
 from dataclasses import dataclass, replace
@@ -36,10 +37,11 @@ from .atomic_output import (
 from .media import (
     PROG,
     UserError,
-    check_constant_rate,
     check_first_frame,
     ffmpeg_exe,
     for_y4m,
+    is_variable_rate,
+    last_frame_duration,
     notice,
     open_video,
     probe_container,
@@ -124,47 +126,75 @@ class Selection:
     video_offset: float  # seconds from the output's start to its first frame (keeps an A/V offset)
     audio_seek: float  # where the audio is cut, seconds after the file's start
     duration: float  # of the selected frames, seconds
+    starts: list[Fraction] | None  # variable frame rate: each selected frame's start time and the end
 
 
-def _select(clip: Any, times: list[float], file_start: float, args: argparse.Namespace) -> Selection:
+def _select(clip: Any, times: list[Fraction], file_start: float, args: argparse.Namespace) -> Selection:
     """Frames from --start to --end, chosen by their real times; the audio is cut at the same instants."""
     rate = Fraction(clip.fps_num, clip.fps_den)
-    relative = [t - file_start - TIME_TOLERANCE for t in times]
+    relative = [float(t) - file_start - TIME_TOLERANCE for t in times]
     first = 0 if args.start is None else bisect_left(relative, args.start)  # the first frame at or after --start
     last = clip.num_frames if args.end is None else bisect_left(relative, args.end)  # frames before --end
     if not 0 <= first < last:
         raise UserError(f"--start/--end select no frames (the video has {clip.num_frames / rate:.2f} s)")
-    frame_time = times[first] - file_start
+    frame_time = float(times[first]) - file_start
     if args.start is None:  # the whole file: the video keeps its delay after the audio
         seek, offset = 0.0, max(0.0, frame_time)
     else:  # cut: both start at the first selected frame
         seek, offset = max(0.0, frame_time), 0.0
-    return Selection(clip[first:last], offset, seek, float((last - first) / rate))
+    if not is_variable_rate(times, rate):
+        return Selection(clip[first:last], offset, seek, float((last - first) / rate), None)
+    end = times[last] if last < len(times) else times[-1] + last_frame_duration(clip)
+    starts = [*times[first:last], end]
+    return Selection(clip[first:last], offset, seek, float(end - times[first]), starts)
 
 
-def _interpolate(clip: Any, rate: Fraction | None, args: argparse.Namespace) -> tuple[Any, Fraction]:
-    """The interpolated clip and how much slower it plays than the source (1: same speed)."""
+def _interpolate(clip: Any, rate: Fraction | None, sel: Selection, args: argparse.Namespace) -> tuple[Any, Fraction]:
+    """The interpolated clip and how much slower it plays than the source (1: same speed).
+
+    Variable-frame-rate input is interpolated at every frame's real time (a timecodes file for the filter);
+    a factor then multiplies its average rate.
+    """
     import vapoursynth as vs
-
-    from .filter import interpolate
 
     factor = args.factor or (4 if args.slowmo else 2)
     source_rate = Fraction(clip.fps_num, clip.fps_den)
     if rate is None and not args.slowmo and source_rate * factor > MAX_RATE:
         raise UserError(f"--factor {factor} gives {float(source_rate * factor):.6g} fps; at most {MAX_RATE} "
                         f"are supported (use --fps, or --slowmo for slow motion)")
+    target = rate or source_rate * factor
     options = {"model": args.model, "device": args.device, "flow_scale": args.flow_scale, "sc": not args.no_sc,
-               "dis_preset": args.dis_preset, "threads": args.threads}
+               "dis_preset": args.dis_preset, "dedup": args.dedup, "dedup_threshold": args.dedup_threshold,
+               "threads": args.threads}
+    if rate is not None or sel.starts is not None:
+        options.update(fps_num=target.numerator, fps_den=target.denominator)
+    else:
+        options["factor"] = factor
     try:
-        if rate is not None:
-            out = interpolate(clip, fps_num=rate.numerator, fps_den=rate.denominator, **options)
-        else:
-            out = interpolate(clip, factor=factor, **options)
+        out = _filtered(clip, sel.starts, options)
     except vs.Error as e:
         raise UserError(str(e)) from None
     if not args.slowmo:
         return out, Fraction(1)
     return vs.core.std.AssumeFPS(out, fpsnum=clip.fps_num, fpsden=clip.fps_den), Fraction(factor)
+
+
+def _filtered(clip: Any, starts: list[Fraction] | None, options: dict[str, Any]) -> Any:
+    """The filter on the clip; with ``starts``, through a timecodes file (read when the filter is created)."""
+    from .filter import interpolate
+
+    if starts is None:
+        return interpolate(clip, **options)
+    with tempfile.TemporaryDirectory(prefix="vs-superslomo-") as folder:
+        timecodes = Path(folder) / "timecodes.txt"
+        timecodes.write_text("# timecode format v2\n" + "".join(f"{_milliseconds(t)}\n" for t in starts))
+        return interpolate(clip, timecodes=str(timecodes), **options)
+
+
+def _milliseconds(seconds: Fraction) -> str:
+    """Exact decimal milliseconds where they exist (timecodes from a file are decimal), else 9 places."""
+    ms = seconds * 1000
+    return str(ms.numerator) if ms.denominator == 1 else f"{float(ms):.9f}"
 
 
 def _audio_mode(has_audio: bool, args: argparse.Namespace) -> str:
@@ -290,10 +320,9 @@ def prepare(args: argparse.Namespace) -> Conversion:
     check_not_input(args.input, args.output)
     clip, times = open_video(args.input, getattr(args, "index", None))  # render workers share one index
     container = probe_container(args.input)
-    check_constant_rate(args.input, times, Fraction(clip.fps_num, clip.fps_den))
     clip = check_first_frame(args.input, clip, container)
     selection = _select(clip, times, container.start, args)
-    out, slowdown = _interpolate(selection.clip, rate, args)
+    out, slowdown = _interpolate(selection.clip, rate, selection, args)
     audio = _audio_mode(container.has_audio, args)
     out, color_tags = for_y4m(out)
     if out.format.color_family != selection.clip.format.color_family:
@@ -375,6 +404,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=18, help="quality for x264/x265 (lower is better, default 18)")
     p.add_argument("--preset", default="medium", help="x264/x265 preset (default medium)")
     p.add_argument("--no-sc", action="store_true", help="do not detect scene cuts")
+    p.add_argument("--dedup", action="store_true", help=option_info.help_text("dedup"))
+    p.add_argument("--dedup-threshold", type=float, default=option_info.default("dedup_threshold"),
+                   help=option_info.help_text("dedup_threshold"))
     p.add_argument("--start", type=float, help="start time in seconds")
     p.add_argument("--end", type=float, help="end time in seconds")
     p.add_argument("--threads", type=int, help="CPU threads for the network (default: every CPU; 1 per range with "

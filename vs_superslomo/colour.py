@@ -9,6 +9,8 @@ import vapoursynth as vs
 
 core = vs.core
 
+RANGE_LIMITED, RANGE_FULL = 0, 1  # resize's range_in/range numbering, and R81's _Range prop
+
 
 @dataclass(frozen=True)
 class ColorSpec:
@@ -34,10 +36,24 @@ class ColorSpec:
             matrix=0 if is_rgb else prop("_Matrix", (2,), 1 if hd else 6),
             transfer=prop("_Transfer", (0, 2, 3), 1),
             primaries=prop("_Primaries", (0, 2, 3), 1 if hd else 6),
-            # R81 names the range prop _Range; earlier API4 cores call it _ColorRange.
-            range=prop("_Range" if "_Range" in props else "_ColorRange", (), 0 if is_rgb else 1),
+            range=_range(props, is_rgb),
             chromaloc=prop("_ChromaLocation", (), 0),
         )
+
+
+def _range(props: vs.FrameProps, is_rgb: bool) -> int:
+    """The clip's range in resize's numbering (R81's ``_Range``: 0 limited, 1 full).
+
+    Earlier API4 cores wrote ``_ColorRange`` the other way round (0 full, 1 limited). Untagged YUV and
+    grey are limited range, as nearly all video is; untagged RGB is full range.
+    """
+    value = props.get("_Range")
+    if isinstance(value, int) and value in (RANGE_LIMITED, RANGE_FULL):
+        return int(value)
+    old = props.get("_ColorRange")
+    if isinstance(old, int) and old in (0, 1):
+        return RANGE_FULL if old == 0 else RANGE_LIMITED
+    return RANGE_FULL if is_rgb else RANGE_LIMITED
 
 
 def to_rgbs(clip: vs.VideoNode, color: ColorSpec) -> vs.VideoNode:

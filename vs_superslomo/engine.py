@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .fallback import fall_back, fallback_map
 from .flows import DEFAULT_DIS_PRESET, compute_flows
 from .network import SIZE_MULTIPLE, SuperSloMo
 from .options import FLOW_SCALES, DisPreset, Options
 from .options import names as option_names
 
-__all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "resolve_device", "usable_cpus"]
+__all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Rendered", "resolve_device", "usable_cpus"]
 
 PadMode = Literal["replicate", "reflect"]
 # Default number of frame pairs whose flows stay cached. One 1080p pair holds its two padded frames,
@@ -95,13 +96,24 @@ class BoundedComputeCache:
 
 @dataclass(frozen=True)
 class _PairState:
-    """Normalised, padded frames of one pair, their full-resolution flows, and the shared stem."""
+    """Normalised, padded frames of one pair, their full-resolution flows, the shared stem, and the
+    fail-safe's fallback map (None where nothing falls back) with its mean over the unpadded frame."""
 
     i0: Tensor
     i1: Tensor
     f01: Tensor
     f10: Tensor
     stem: Tensor
+    fallback: Tensor | None = None
+    fallback_share: float = 0.0
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Frames (T, 3, H, W) and the share (0-1) of each frame that fell back to blending (``fallback.py``)."""
+
+    frames: Tensor
+    fallback: float
 
 
 def padded_size(size: int, multiple: int) -> int:
@@ -197,6 +209,7 @@ class Interpolator:
         self.dtype = torch.float16 if fp16 else torch.float32
         self.flow_scale = float(options.flow_scale)
         self.dis_preset: DisPreset = options.dis_preset or DEFAULT_DIS_PRESET
+        self.fallback = options.fallback
         self.pad_mode: PadMode = pad_mode
         self.max_batch = max_batch
         self.multiple = round(SIZE_MULTIPLE / self.flow_scale)
@@ -237,7 +250,12 @@ class Interpolator:
             f01, f10 = compute_flows(self.model, small[0], small[1], self.dis_preset)
             size = i0.shape[-2:]
             f01, f10 = (F.interpolate(f, size=size, mode="bilinear", align_corners=False) / s for f in (f01, f10))
-        return _PairState(i0, i1, f01, f10, self.model.pair_stem(i0, i1, f01, f10))
+        stem = self.model.pair_stem(i0, i1, f01, f10)
+        if not self.fallback:
+            return _PairState(i0, i1, f01, f10, stem)
+        weight = fallback_map(f01, f10, self.model.denormalize(i0), self.model.denormalize(i1))
+        share = float(weight[..., : rgb0.shape[-2], : rgb0.shape[-1]].float().mean())
+        return _PairState(i0, i1, f01, f10, stem, weight if share > 0 else None, share)
 
     def _run(self, fn: Callable[[], T]) -> T:
         with torch.inference_mode():
@@ -260,6 +278,13 @@ class Interpolator:
         With a ``key`` (for example the pair's frame number) the pair's flows are cached and reused
         by later calls with the same key. The result is on the CPU unless ``to_cpu`` is False.
         """
+        return self.render(rgb0, rgb1, timesteps, key, to_cpu).frames
+
+    def render(
+        self, rgb0: Tensor, rgb1: Tensor, timesteps: Sequence[float], key: Hashable | None = None,
+        to_cpu: bool = True,
+    ) -> Rendered:
+        """:meth:`interpolate_tensors`' frames, with the share of them that fell back to blending."""
         _check_timesteps(timesteps)
         if rgb0.shape != rgb1.shape or rgb0.dim() != 4 or rgb0.shape[:2] != (1, 3):
             raise ValueError(f"frames must both be (1, 3, H, W), got {tuple(rgb0.shape)} and {tuple(rgb1.shape)}")
@@ -275,11 +300,14 @@ class Interpolator:
             for start in range(0, len(timesteps), self.max_batch):
                 chunk = torch.tensor(timesteps[start : start + self.max_batch], device=self.device)
                 frame = self.model.synthesize(state.i0, state.i1, state.f01, state.f10, chunk, state.stem).frame
+                if state.fallback is not None:
+                    rgb = [self.model.denormalize(x) for x in (state.i0, state.i1)]
+                    frame = fall_back(frame, rgb[0], rgb[1], chunk, state.fallback)
                 frame = frame[..., :h, :w].clamp(0, 1).float()
                 outs.append(frame.cpu() if to_cpu else frame)
             return torch.cat(outs)
 
-        return self._run(render_timesteps)
+        return Rendered(self._run(render_timesteps), state.fallback_share)
 
     # -- image API --------------------------------------------------------------------------
 

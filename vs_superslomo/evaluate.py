@@ -5,8 +5,9 @@ baseline and mvtools FlowFPS (``vs_superslomo.methods``).
     python -m vs_superslomo.evaluate --validation --factor 2 4     # the model card's table
     python -m vs_superslomo.evaluate --synthetic --factor 2 4      # the fixed synthetic set
 
-For each clip, windows of factor + 1 consecutive frames are taken; the first and last are the inputs
-and the frames between them are the ground truth. PSNR and SSIM (scikit-image) are computed on 8-bit
+For each clip, windows of factor + 1 consecutive frames are taken (``--step 2``: every 2nd frame, as if the
+clip had half its frame rate); the first and last are the inputs and the frames between them are the
+ground truth. PSNR and SSIM (scikit-image) are computed on 8-bit
 RGB, per clip and on average over clips.
 """
 
@@ -39,11 +40,12 @@ def load_clip_frames(path: Path) -> np.ndarray:
     return decode_video(path)
 
 
-def file_items(path: Path, factor: int, count: int) -> list[ValidationItem]:
+def file_items(path: Path, factor: int, count: int, step: int = 1) -> list[ValidationItem]:
     frames = load_clip_frames(path)
-    if len(frames) < factor + 1:
-        raise SystemExit(f"error: {path} has {len(frames)} frames, factor {factor} needs at least {factor + 1}")
-    return windows(path.name, frames, factor, count, distinct=True)
+    if len(frames) < factor * step + 1:
+        raise SystemExit(f"error: {path} has {len(frames)} frames, factor {factor} with step {step} needs at least "
+                         f"{factor * step + 1}")
+    return windows(path.name, frames, factor, count, distinct=True, step=step)
 
 
 def format_table(results: dict[int, dict[str, dict[str, Score]]]) -> str:
@@ -76,17 +78,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--dis-preset", choices=option_info.choices("dis_preset"),
                         help=option_info.help_text("dis_preset"))
     parser.add_argument("--windows", type=int, default=12, help="windows per clip (default 12)")
+    parser.add_argument("--step", type=_positive, default=1,
+                        help="take every STEP-th frame: a clip at 1/STEP of its frame rate (default 1)")
     parser.add_argument("--no-mvtools", action="store_true", help="skip the mvtools comparison")
     parser.add_argument("--json", type=Path, help="also write the scores as JSON")
     return parser
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _items(args: argparse.Namespace, factor: int) -> list[ValidationItem]:
-    items = real_validation(factor, args.windows) if args.validation else []
+    items = real_validation(factor, args.windows, args.step) if args.validation else []
     if args.synthetic:
         items += synthetic_validation(factor)
     for path in args.inputs:
-        items += file_items(path, factor, args.windows)
+        items += file_items(path, factor, args.windows, args.step)
     return items
 
 

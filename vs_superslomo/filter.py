@@ -34,6 +34,7 @@ from .timing import TimecodesError, Timing, VariableTiming, read_timecodes
 core = vs.core
 
 TIME_PROP = "SloMoTime"
+FALLBACK_PROP = "SloMoFallback"  # share (0-1) of an interpolated frame that fell back to blending
 PAIR_PROP = "SloMoPair"  # with dedup: the source frames (first frames of two drawings) interpolated between
 # The graph maps output frames to source frames with a static list of duplicates, built when the
 # filter is created (measured: 2.7 s for 800,000 output frames), so longer outputs are refused
@@ -99,7 +100,8 @@ def interpolate(clip: vs.VideoNode, **options: Any) -> vs.VideoNode:
 {options}
 
     Frames at source times are the source frames, unchanged. Every interpolated frame carries the props
-    of the nearer source frame plus ``SloMoTime`` (the timestep in (0, 1)).
+    of the nearer source frame plus ``SloMoTime`` (the timestep in (0, 1)) and ``SloMoFallback`` (the share of
+    the frame that fell back to blending, 0-1).
     """
     clip = _check_clip(clip)
     try:
@@ -191,14 +193,16 @@ class _FrameInterpolation:
         planes = [[np.asarray(frame[p]) for p in range(3)] for frame in f[:2]]
         if self.transfer is None:
             a, b = (torch.from_numpy(np.stack(pl))[None] for pl in planes)
-            frame = self.engine.interpolate_tensors(a, b, [float(t)], key=key)[0].numpy()
+            rendered = self.engine.render(a, b, [float(t)], key=key)
+            frame = rendered.frames[0].numpy()
         else:
             a, b = (self.transfer.upload(pl) for pl in planes)
-            result = self.engine.interpolate_tensors(a, b, [float(t)], key=key, to_cpu=False)
-            frame = self.transfer.download(result[0])
+            rendered = self.engine.render(a, b, [float(t)], key=key, to_cpu=False)
+            frame = self.transfer.download(rendered.frames[0])
         out = f[0].copy()
         for p in range(3):
             np.copyto(np.asarray(out[p]), frame[p])
+        out.props[FALLBACK_PROP] = rendered.fallback
         self.trimmer.tick()
         return out
 
@@ -241,9 +245,11 @@ def _with_source_props(frame: vs.VideoFrame, first: vs.VideoFrame, second: vs.Vi
     """The interpolated frame with the nearer source frame's props, its timestep, and its own time."""
     out = frame.copy()
     props = out.props
+    fallback = props.get(FALLBACK_PROP, 0.0)
     props.clear()
     props.update((first if t < Fraction(1, 2) else second).props)
     props[TIME_PROP] = float(t)
+    props[FALLBACK_PROP] = fallback
     absolute = first.props.get("_AbsoluteTime")
     if isinstance(absolute, float | int):
         props["_AbsoluteTime"] = float(absolute + after_first)

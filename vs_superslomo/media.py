@@ -61,8 +61,8 @@ def probe_container(path: Path) -> Container:
                      video_size=(int(size.group(1)), int(size.group(2))) if size else None)
 
 
-def open_video(path: Path, index: Path | None = None) -> tuple[Any, list[float]]:
-    """The input's video (bestsource) and every frame's presentation time in seconds.
+def open_video(path: Path, index: Path | None = None) -> tuple[Any, list[Fraction]]:
+    """The input's video (bestsource) and every frame's presentation time in seconds, exactly as stored.
 
     ``index``: keep bestsource's index of the file at this path (``.N.bsindex`` appended) and reuse it.
     """
@@ -83,26 +83,33 @@ def open_video(path: Path, index: Path | None = None) -> tuple[Any, list[float]]
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown error"
             raise UserError(f"{path}: cannot read a video stream ({reason})") from None
         lines = timecodes.read_text().splitlines() if timecodes.exists() else []
-    times = [float(line) / 1000 for line in lines if line and not line.startswith("#")]
+    times = [Fraction(line) / 1000 for line in lines if line and not line.startswith("#")]
     if clip.fps_num == 0 or len(times) != clip.num_frames:
-        raise UserError(f"{path}: variable frame rate video is not supported yet")
+        raise UserError(f"{path}: cannot read the video's frame times")
     return clip, times
 
 
-def check_constant_rate(path: Path, times: list[float], rate: Fraction) -> None:
-    """Refuse video whose frames would be shown more than half a frame away from their real time.
+def is_variable_rate(times: list[Fraction], rate: Fraction) -> bool:
+    """Whether frames would be shown more than half a frame away from their real time at ``rate``.
 
     bestsource reports a variable-rate file's average rate, so the rate alone never reveals it.
-    Small jitter (phones, millisecond time bases) stays well inside half a frame and is accepted.
+    Small jitter (phones, millisecond time bases) stays well inside half a frame: such a file is
+    timed as constant-rate.
     """
     if len(times) < 2:
-        return
-    period = 1 / float(rate)
+        return False
+    period = 1 / rate
     drift = max(abs(t - times[0] - i * period) for i, t in enumerate(times))
-    if drift > period / 2:
-        raise UserError(f"{path}: variable frame rate (frame times stray up to {drift:.3f} s from a constant "
-                        f"{float(rate):.3f} fps), which is not supported yet; convert it to a constant rate first, "
-                        "e.g. ffmpeg -i IN -fps_mode cfr -r 60 OUT.mkv")
+    return drift > period / 2
+
+
+def last_frame_duration(clip: Any) -> Fraction:
+    """How long the clip's last frame lasts: its own duration props, or the average rate's period."""
+    with clip.get_frame(clip.num_frames - 1) as frame:
+        num, den = frame.props.get("_DurationNum"), frame.props.get("_DurationDen")
+    if isinstance(num, int) and isinstance(den, int) and num > 0 and den > 0:
+        return Fraction(num, den)
+    return Fraction(clip.fps_den, clip.fps_num)
 
 
 def check_first_frame(path: Path, clip: Any, container: Container) -> Any:

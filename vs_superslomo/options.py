@@ -80,6 +80,9 @@ class Options:
         "one before it; raise it for noisy sources, lower it if slow motion is merged"))
     dedup_max_run: int = field(default=DEFAULT_DEDUP_MAX_RUN, metadata=_about(
         "int", "most frames a drawing may be held; longer runs of equal frames are a still scene and stay still"))
+    fallback: bool = field(default=True, metadata=_about(
+        "bool", "where the forward and backward motion contradict each other over a region (motion not found, "
+        "a missed cut), fade the output toward blending; the SloMoFallback prop says how much fell back"))
 
     def __post_init__(self) -> None:
         self._check_rate()

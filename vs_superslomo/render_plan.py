@@ -14,17 +14,22 @@ from fractions import Fraction
 from typing import Any
 
 from . import options as option_info
-from .timing import Timing
+from .timing import Timing, VariableTiming
 
 CUT_SEARCH_SECONDS = 2.0  # of output time either side of a nominal boundary: source frames decoded to look for cuts
 
 
-def output_timing(source: Any, out: Any, slowdown: Fraction) -> Timing | None:
-    """The time map of a constant-rate conversion of ``source`` into ``out`` (None if ``out`` is not one)."""
-    if source.fps_num == 0:
+def output_timing(job: Any) -> Timing | None:
+    """The time map of the conversion: output frame -> source pair and t (None if it does not fit the output)."""
+    source, out = job.selection.clip, job.out
+    output_fps = Fraction(out.fps_num, out.fps_den) * job.slowdown
+    starts = getattr(job.selection, "starts", None)  # variable frame rate: each frame's start and the end
+    if starts is not None:
+        timing: Timing = VariableTiming.from_starts(starts, output_fps)
+    elif source.fps_num == 0:
         return None
-    timing = Timing(source.num_frames, Fraction(source.fps_num, source.fps_den),
-                    Fraction(out.fps_num, out.fps_den) * slowdown)
+    else:
+        timing = Timing(source.num_frames, Fraction(source.fps_num, source.fps_den), output_fps)
     return timing if timing.output_frames == out.num_frames else None
 
 
@@ -80,7 +85,7 @@ def plan_ranges(job: Any, seconds: float) -> list[tuple[int, int]]:
     fps = Fraction(out.fps_num, out.fps_den)
     length = max(1, round(seconds * fps))
     search = max(1, round(CUT_SEARCH_SECONDS * fps))
-    timing = output_timing(job.selection.clip, out, job.slowdown)
+    timing = output_timing(job)
     starts = [0]
     for nominal in range(length, total, length):
         lo, hi = max(starts[-1] + 1, nominal - length // 2), min(total - 1, nominal + length // 2)

@@ -116,27 +116,33 @@ def collate(samples: list[dict[str, Tensor]]) -> dict[str, Tensor]:
 
 
 def windows(name: str, frames: np.ndarray, factor: int, count: int, span: tuple[int, int] | None = None,
-            distinct: bool = False) -> list[ValidationItem]:
-    """``count`` evenly spaced windows of ``factor + 1`` frames within ``span`` of (T, H, W, 3) uint8 frames:
-    the first and last frames are the inputs, the ones between are the targets. ``distinct`` drops
-    windows that coincide (short spans)."""
+            distinct: bool = False, step: int = 1) -> list[ValidationItem]:
+    """``count`` evenly spaced windows of ``factor + 1`` frames within ``span`` of (T, H, W, 3) uint8 frames,
+    taking every ``step``-th frame (``step`` 2 turns a 25 fps clip into 12.5 fps): the first and last frames
+    are the inputs, the ones between are the targets. ``distinct`` drops windows that coincide (short
+    spans); a span too short for one window gives none."""
     start, end = span or (0, len(frames))
-    firsts = np.linspace(start, end - factor - 1, count).round().astype(int)
+    reach = factor * step  # frames from a window's first input to its last
+    if end - start <= reach:
+        return []
+    firsts = np.linspace(start, end - reach - 1, count).round().astype(int)
     if distinct:
         firsts = np.unique(firsts)
     items = []
     for first in firsts:
-        f = [_to_tensor(frames[first + j]) for j in range(factor + 1)]
+        f = [_to_tensor(frames[first + j * step]) for j in range(factor + 1)]
         items.append(ValidationItem(name, f[0], f[-1], f[1:-1], [j / factor for j in range(1, factor)]))
     return items
 
 
-def real_validation(factor: int, windows_per_clip: int = 6) -> list[ValidationItem]:
-    """Evenly spaced windows of ``factor + 1`` frames from the held-out clips; the middle ones are dropped."""
+def real_validation(factor: int, windows_per_clip: int = 6, step: int = 1) -> list[ValidationItem]:
+    """Evenly spaced windows of ``factor + 1`` frames (every ``step``-th frame) from the held-out clips; the
+    middle ones are dropped. With ``step`` > 1 a clip's name carries the step (``city/2``)."""
     items = []
     for clip in sources.CLIPS:
+        name = clip.name if step == 1 else f"{clip.name}/{step}"
         for span in sources.shots(clip, "val"):
-            items += windows(clip.name, sources.clip_frames(clip), factor, windows_per_clip, span)
+            items += windows(name, sources.clip_frames(clip), factor, windows_per_clip, span, step=step)
     return items
 
 

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..checkpoint import load_model, provenance_of, save_model
 from ..flows import compute_flows
+from ..methods import ValidationItem, classical_method, score_method
 from ..network import ModelConfig, SuperSloMo, Synthesis
 from .dataset import VALIDATION_SEED, TrainingBatches, real_validation, synthetic_validation
 from .losses import LossWeights, total_loss
@@ -107,12 +108,20 @@ def _validation_score(scores: dict[str, dict[str, Score]]) -> float:
     return float(np.mean([scores["real_x2"]["mean"].psnr, scores["real_x4"]["mean"].psnr]))
 
 
+def _validation_items(windows_per_clip: int) -> dict[str, list[ValidationItem]]:
+    return {"real_x2": real_validation(2, windows_per_clip), "real_x4": real_validation(4, windows_per_clip),
+            "synthetic_x2": synthetic_validation(2)}
+
+
 def validate(model: SuperSloMo, windows_per_clip: int = 6) -> dict[str, dict[str, Score]]:
-    return {
-        "real_x2": model_scores(model, real_validation(2, windows_per_clip)),
-        "real_x4": model_scores(model, real_validation(4, windows_per_clip)),
-        "synthetic_x2": model_scores(model, synthetic_validation(2)),
-    }
+    return {name: model_scores(model, items) for name, items in _validation_items(windows_per_clip).items()}
+
+
+def classical_baseline(windows_per_clip: int = 6) -> dict[str, dict[str, Score]]:
+    """The classical DIS baseline on the same validation items: what the network must beat."""
+    with torch.inference_mode():
+        return {name: score_method(classical_method(), items)
+                for name, items in _validation_items(windows_per_clip).items()}
 
 
 def _summary(scores: dict[str, dict[str, Score]]) -> dict[str, Any]:
@@ -243,6 +252,7 @@ class Run:
         self.ranges = MotionRanges()
         self.data = TrainingBatches(self.cfg.crop, self.cfg.synthetic_fraction, self.ranges, self.cfg.max_cutouts)
         self.per_rank_batch = max(1, self.cfg.batch // place.world)
+        self.baseline: dict[str, Any] | None = None
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -273,6 +283,7 @@ class Run:
             "wall_seconds": round(p.elapsed),
             "validation_seed": VALIDATION_SEED,
             "validation": _summary(scores),
+            "validation_classical_baseline": self.baseline,
             "training_clips": [c.name for c in CLIPS if c.split in ("train", "rendered")],
             "photos": [p for p, _ in PHOTO_GLOBS] + [STAMP_GLOB[0]],
             "data_sources": "../shared/DATA.md",
@@ -295,9 +306,12 @@ class Run:
         return {"loss": float(loss.detach()), **parts}
 
     def validate_and_export(self) -> None:
+        if self.baseline is None:  # it does not change during a run: scored once
+            self.baseline = _summary(classical_baseline())
         scores = validate(self.model)
         score = _validation_score(scores)
-        _log(self.out, {"step": self.progress.step, "validation": _summary(scores), "score": round(score, 3)})
+        _log(self.out, {"step": self.progress.step, "validation": _summary(scores), "score": round(score, 3),
+                        "classical_baseline": self.baseline})
         save_model(self.model, self.out / "last.safetensors", self.provenance(scores))
         if score > self.progress.best:
             self.progress.best = score

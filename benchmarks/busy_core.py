@@ -1,0 +1,82 @@
+"""The engine on one 640x360 pair, on a quiet machine and beside a process that keeps one core busy,
+with one and two torch threads, and with OpenMP's waiting active (spinning) or passive (our default).
+
+    python benchmarks/busy_core.py [--rounds 2] [--reps 6]
+
+Each setting runs in its own process (OpenMP reads its wait policy once, at load), interleaved over
+rounds so that the machine's drift hits every setting alike; the day's numpy blending time is printed
+beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+CHILD = r"""
+import statistics, sys, time
+import numpy as np
+from vs_superslomo import Interpolator, load_model
+threads, reps = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(0)
+big = np.kron(rng.random((47, 90, 3)).astype(np.float32), np.ones((8, 8, 1), np.float32))
+a, b = big[:360, :640], big[:360, 6:646]
+engine = Interpolator(load_model(), device="cpu", threads=threads)
+engine.interpolate(a, b, [0.5])
+times = []
+for _ in range(reps):
+    start = time.perf_counter()
+    engine.interpolate(a, b, [0.5])
+    times.append(time.perf_counter() - start)
+print(statistics.median(times) * 1000)
+"""
+
+
+def blending_ms() -> float:
+    a, b = np.random.rand(360, 640, 3).astype(np.float32), np.random.rand(360, 640, 3).astype(np.float32)
+    start = time.perf_counter()
+    for _ in range(50):
+        (1 - 0.5) * a + 0.5 * b
+    return (time.perf_counter() - start) / 50 * 1000
+
+
+def run(threads: int, policy: str, reps: int) -> float:
+    env = {**os.environ, "OMP_WAIT_POLICY": policy}
+    out = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(reps)], env=env, capture_output=True,
+                         text=True, check=True)
+    return float(out.stdout.strip())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=6)
+    args = parser.parse_args()
+    settings = [(load, threads, policy) for load in ("quiet", "busy") for threads in (1, 2)
+                for policy in ("ACTIVE", "PASSIVE")]
+    results: dict[tuple[str, int, str], list[float]] = {s: [] for s in settings}
+    for _ in range(args.rounds):
+        for load, threads, policy in settings:
+            busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
+            try:
+                results[load, threads, policy].append(run(threads, policy, args.reps))
+            finally:
+                if busy:
+                    busy.kill()
+                    busy.wait()
+    print(f"numpy blending of a 640x360 frame today: {blending_ms():.2f} ms")
+    print("| machine | torch threads | OpenMP waiting | ms per pair (median of rounds) |")
+    print("|---|---:|---|---:|")
+    for (load, threads, policy), values in results.items():
+        print(f"| {load} | {threads} | {policy.lower()} | {statistics.median(values):.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
