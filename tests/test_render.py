@@ -203,9 +203,9 @@ def test_bad_render_options_give_one_line(cut_clip: Path, tmp_path: Path, model_
     assert list(tmp_path.iterdir()) == []
 
 
-# Ray: a head and a second node on this machine. Every address is on the loopback: the nodes say 127.0.0.1
-# (--node-ip-address); the cluster is addressed as 127.0.0.2, which Ray does not rewrite into the machine's
-# network address as it does 127.0.0.1 and localhost.
+# Ray: a head and a second node on this machine, every address on the loopback: the head is 127.0.0.2, the
+# second node 127.0.0.3 (Ray rewrites 127.0.0.1 and localhost into the machine's network address, and then
+# its processes talk through that address; other loopback addresses it leaves alone).
 
 
 def _free_port() -> int:
@@ -214,9 +214,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start_node(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _start_node(ip: str, args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
-        return subprocess.Popen([str(VENV_BIN / "ray"), "start", "--block", "--node-ip-address", "127.0.0.1",
+        return subprocess.Popen([str(VENV_BIN / "ray"), "start", "--block", "--node-ip-address", ip,
                                  "--num-cpus", "1", "--object-store-memory", "100000000", "--disable-usage-stats",
                                  "--dashboard-agent-listen-port", str(_free_port()), *args],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -273,10 +273,10 @@ def ray_cluster() -> Iterator[str]:
     temp = Path(tempfile.mkdtemp(prefix="vsr-"))  # short: Ray's socket paths live under it
     nodes = []
     try:
-        nodes.append(_start_node(["--head", "--port", str(port), "--include-dashboard=false", "--temp-dir",
+        nodes.append(_start_node("127.0.0.2", ["--head", "--port", str(port), "--include-dashboard=false", "--temp-dir",
                                   str(temp / "ray")], temp / "head.log"))
         _wait_for_nodes(address, nodes, temp / "head.log")
-        nodes.append(_start_node(["--address", address], temp / "node.log"))
+        nodes.append(_start_node("127.0.0.3", ["--address", address], temp / "node.log"))
         _wait_for_nodes(address, nodes, temp / "node.log")
         yield address
     finally:
