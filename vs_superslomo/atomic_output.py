@@ -69,6 +69,7 @@ class PartialOutput:
     def __init__(self) -> None:
         self.path: Path | None = None
         self.encoder: subprocess.Popen[bytes] | None = None
+        self.note = ""  # said after "no output written" when stopped by a signal
 
     @property
     def file(self) -> Path:
@@ -97,7 +98,7 @@ def exit_on_signals(partial: PartialOutput) -> Iterator[None]:
         for sig in TERMINATING_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
         partial.abandon()
-        print(interrupted_message(signum), file=sys.stderr, flush=True)
+        print(interrupted_message(signum) + partial.note, file=sys.stderr, flush=True)
         os._exit(128 + signum)
 
     previous = {sig: signal.signal(sig, abort) for sig in TERMINATING_SIGNALS}

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from bisect import bisect_left
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import IO, Any
@@ -164,7 +164,8 @@ def _interpolate(clip: Any, rate: Fraction | None, sel: Selection, args: argpars
                         f"are supported (use --fps, or --slowmo for slow motion)")
     target = rate or source_rate * factor
     options = {"model": args.model, "device": args.device, "flow_scale": args.flow_scale, "sc": not args.no_sc,
-               "dis_preset": args.dis_preset, "dedup": args.dedup, "dedup_threshold": args.dedup_threshold}
+               "dis_preset": args.dis_preset, "dedup": args.dedup, "dedup_threshold": args.dedup_threshold,
+               "threads": args.threads}
     if rate is not None or sel.starts is not None:
         options.update(fps_num=target.numerator, fps_den=target.denominator)
     else:
@@ -208,19 +209,20 @@ def _audio_mode(has_audio: bool, args: argparse.Namespace) -> str:
 
 
 def _encoder_command(args: argparse.Namespace, output: Path, audio: str, sel: Selection, slowdown: Fraction,
-                     color_tags: str) -> list[str]:
+                     color_tags: str, joined: Path | None = None) -> list[str]:
+    """ffmpeg encoding y4m from stdin, or with ``joined`` (an ffconcat list of encoded segments) copying them."""
     cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
     if sel.video_offset > 0:
         cmd += ["-itsoffset", f"{sel.video_offset * float(slowdown):.6f}"]
-    cmd += ["-f", "yuv4mpegpipe", "-i", "-"]
+    cmd += ["-f", "yuv4mpegpipe", "-i", "-"] if joined is None else ["-f", "concat", "-safe", "0", "-i", str(joined)]
     if audio != "none":
         # The audio ends where the video does (the output's time of the last frame's end).
         if sel.audio_seek > 0:  # even "-ss 0" makes ffmpeg drop the video's -itsoffset
             cmd += ["-ss", f"{sel.audio_seek:.6f}"]
         cmd += ["-t", f"{sel.video_offset + sel.duration:.6f}", "-i", str(args.input),
                 "-map", "0:v:0", "-map", "1:a:0?"]
-    codec = CODECS[args.codec]
-    if color_tags:
+    codec = CODECS[args.codec] if joined is None else "copy"
+    if color_tags and joined is None:
         cmd += ["-filter:v", color_tags]
     cmd += ["-c:v", codec]
     if codec in ("libx264", "libx265"):
@@ -291,11 +293,32 @@ def _encode(out: Any, command: list[str], partial: PartialOutput, quiet: bool) -
         raise UserError("the encoder (ffmpeg) failed; see its message above")
 
 
-def run_convert(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class Conversion:
+    """The graph the CLI encodes and what its encoder needs besides; vs_superslomo.render_worker builds the
+    same one from the same arguments for a range of output frames."""
+
+    args: argparse.Namespace
+    out: Any
+    selection: Selection
+    slowdown: Fraction
+    audio: str
+    color_tags: str
+
+    def encoder_command(self, output: Path, segment: bool = False, joined: Path | None = None) -> list[str]:
+        """The whole output; a ``segment`` of it (video only, no offset); or the output from ``joined`` segments."""
+        if segment:
+            return _encoder_command(self.args, output, "none", replace(self.selection, video_offset=0.0),
+                                    self.slowdown, self.color_tags)
+        return _encoder_command(self.args, output, self.audio, self.selection, self.slowdown, self.color_tags, joined)
+
+
+def prepare(args: argparse.Namespace) -> Conversion:
+    """Checks the options and the input and builds the graph (the output is not touched)."""
     rate = _check_convert_args(args)
     _check_output(args.output, CONTAINERS[args.codec], args.codec)
     check_not_input(args.input, args.output)
-    clip, times = open_video(args.input)
+    clip, times = open_video(args.input, getattr(args, "index", None))  # render workers share one index
     container = probe_container(args.input)
     clip = check_first_frame(args.input, clip, container)
     selection = _select(clip, times, container.start, args)
@@ -304,11 +327,20 @@ def run_convert(args: argparse.Namespace) -> int:
     out, color_tags = for_y4m(out)
     if out.format.color_family != selection.clip.format.color_family:
         notice("note: RGB input is written as YUV 4:4:4 (BT.709), which keeps its full colour resolution")
-    with temporary_output(args.output) as partial:
-        _encode(out, _encoder_command(args, partial.file, audio, selection, slowdown, color_tags), partial,
-                args.quiet)
+    return Conversion(args, out, selection, slowdown, audio, color_tags)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    job = prepare(args)
+    if args.workers is not None or args.ray is not None or args.resume:  # ranges in workers or Ray tasks
+        from .render import render
+
+        render(job)
+    else:
+        with temporary_output(args.output) as partial:
+            _encode(job.out, job.encoder_command(partial.file), partial, args.quiet)
     if not args.quiet:
-        notice(f"wrote {args.output} ({out.num_frames} frames at {out.fps_num}/{out.fps_den} fps)")
+        notice(f"wrote {args.output} ({job.out.num_frames} frames at {job.out.fps_num}/{job.out.fps_den} fps)")
     return 0
 
 
@@ -377,8 +409,21 @@ def _parser() -> argparse.ArgumentParser:
                    help=option_info.help_text("dedup_threshold"))
     p.add_argument("--start", type=float, help="start time in seconds")
     p.add_argument("--end", type=float, help="end time in seconds")
+    p.add_argument("--threads", type=int, help="CPU threads for the network (default: every CPU; 1 per range with "
+                   "--workers/--ray). Another count may change a rare pixel by one step")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    render = p.add_argument_group("rendering in ranges (segments joined without re-encoding; see the README)")
+    render.add_argument("--workers", type=int, help="render ranges of output frames in N local processes")
+    render.add_argument("--ray", nargs="?", const="auto", metavar="ADDRESS",
+                        help="render the ranges as tasks on a Ray cluster (default address: auto)")
+    render.add_argument("--resume", action="store_true", help="continue an interrupted --workers/--ray render")
+    render.add_argument("--segment-seconds", type=float, default=30.0, help="output seconds per range (default 30)")
     return p
+
+
+def convert_args(argv: list[str]) -> argparse.Namespace:
+    """The convert command's arguments (render workers parse the CLI's own command line with it)."""
+    return _parser().parse_args(argv)
 
 
 def _compare_parser() -> argparse.ArgumentParser:
@@ -401,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         with exit_on_signals(PartialOutput()):
             if argv[:1] == ["compare"]:
                 return run_compare(_compare_parser().parse_args(argv[1:]))
-            return run_convert(_parser().parse_args(argv))
+            return run_convert(convert_args(argv))
     except UserError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

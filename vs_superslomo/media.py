@@ -61,8 +61,11 @@ def probe_container(path: Path) -> Container:
                      video_size=(int(size.group(1)), int(size.group(2))) if size else None)
 
 
-def open_video(path: Path) -> tuple[Any, list[Fraction]]:
-    """The input's video (bestsource) and every frame's presentation time in seconds, exactly as stored."""
+def open_video(path: Path, index: Path | None = None) -> tuple[Any, list[Fraction]]:
+    """The input's video (bestsource) and every frame's presentation time in seconds, exactly as stored.
+
+    ``index``: keep bestsource's index of the file at this path (``.N.bsindex`` appended) and reuse it.
+    """
     import vapoursynth as vs
 
     if not path.exists():
@@ -74,7 +77,8 @@ def open_video(path: Path) -> tuple[Any, list[Fraction]]:
     with tempfile.TemporaryDirectory(prefix="vs-superslomo-") as folder:
         timecodes = Path(folder) / "timecodes.txt"
         try:
-            clip = vs.core.bs.VideoSource(source=str(path), cachemode=0, timecodes=str(timecodes))
+            cache: dict[str, Any] = {"cachemode": 0} if index is None else {"cachemode": 4, "cachepath": str(index)}
+            clip = vs.core.bs.VideoSource(source=str(path), timecodes=str(timecodes), **cache)
         except vs.Error as e:
             reason = str(e).strip().splitlines()[-1] if str(e).strip() else "unknown error"
             raise UserError(f"{path}: cannot read a video stream ({reason})") from None
