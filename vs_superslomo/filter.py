@@ -216,8 +216,7 @@ class _PairClips:
 
     @classmethod
     def of(cls, clip: vs.VideoNode, aligned: _Alignment) -> _PairClips:
-        last = clip.num_frames - 1
-        return cls(aligned(clip), aligned(clip[1:] + clip[last]))
+        return cls(aligned(clip), aligned(_shifted(clip, 1)))
 
 
 def _interpolated(clip: vs.VideoNode, rgb: vs.VideoNode, color: ColorSpec, aligned: _Alignment,
@@ -225,6 +224,7 @@ def _interpolated(clip: vs.VideoNode, rgb: vs.VideoNode, color: ColorSpec, align
     """Every output slot interpolated, in the clip's format, with the nearer source frame's props."""
     rgb_pairs = _PairClips.of(rgb, aligned)
     blank = core.std.BlankClip(rgb_pairs.first, keep=True)
+
     def pair_at(n: int) -> tuple[Hashable, Fraction]:
         slot = timing.slot(n)
         return slot.index, slot.t
@@ -256,9 +256,18 @@ def _with_source_props(frame: vs.VideoFrame, first: vs.VideoFrame, second: vs.Vi
     return out
 
 
-def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, opts: Options) -> vs.VideoNode:
+def _colour_of(clip: vs.VideoNode) -> ColorSpec:
     with clip.get_frame(0) as first_frame:
-        color = ColorSpec.of(clip, first_frame.props)
+        return ColorSpec.of(clip, first_frame.props)
+
+
+def _with_output_durations(out: vs.VideoNode, timing: Timing) -> vs.VideoNode:
+    fps = timing.output_fps
+    return core.std.SetFrameProps(out, _DurationNum=fps.denominator, _DurationDen=fps.numerator)
+
+
+def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, opts: Options) -> vs.VideoNode:
+    color = _colour_of(clip)
     aligned = _Alignment.of(timing)
     pairs = _PairClips.of(clip, aligned)
     rgb = to_rgbs(clip, color)
@@ -278,8 +287,7 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, opts:
         return interp
 
     out = core.std.FrameEval(pairs.first, select, prop_src=prop_src, clip_src=[pairs.first, pairs.second, interp])
-    fps = timing.output_fps
-    return core.std.SetFrameProps(out, _DurationNum=fps.denominator, _DurationDen=fps.numerator)
+    return _with_output_durations(out, timing)
 
 
 def _shifted(clip: vs.VideoNode, offset: int) -> vs.VideoNode:
@@ -333,10 +341,12 @@ class _HeldClips:
     def of(cls, clip: vs.VideoNode, rgb: vs.VideoNode, aligned: _Alignment, max_run: int, sc: bool) -> _HeldClips:
         offsets = range(-max_run + 1, max_run + 1)
         metric = duplicate_metric(rgb)
-        stats = pair_differences(rgb)[0]
+        cut_stats = {}
+        if sc:
+            stats = pair_differences(rgb)[0]
+            cut_stats = {o: aligned(_shifted(stats, o)) for o in range(-max_run, max_run + 1)}
         return cls({o: aligned(_shifted(clip, o)) for o in offsets}, {o: aligned(_shifted(rgb, o)) for o in offsets},
-                   [aligned(_shifted(metric, o)) for o in offsets],
-                   {o: aligned(_shifted(stats, o)) for o in range(-max_run, max_run + 1)} if sc else {})
+                   [aligned(_shifted(metric, o)) for o in offsets], cut_stats)
 
 
 def _held_interpolations(clip: vs.VideoNode, clips: _HeldClips, color: ColorSpec, timing: Timing,
@@ -367,8 +377,7 @@ def _held_interpolations(clip: vs.VideoNode, clips: _HeldClips, color: ColorSpec
 
 def _build_held_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, opts: Options) -> vs.VideoNode:
     """The graph with ``dedup``: output n interpolates between the drawings around it (see dedup.py)."""
-    with clip.get_frame(0) as first_frame:
-        color = ColorSpec.of(clip, first_frame.props)
+    color = _colour_of(clip)
     m = opts.dedup_max_run
     clips = _HeldClips.of(clip, to_rgbs(clip, color), _Alignment.of(timing), m, opts.sc)
     interps = _held_interpolations(clip, clips, color, timing, engine, m)
@@ -394,5 +403,4 @@ def _build_held_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, 
 
     prop_src = clips.flags + sources + [clips.cut_stats[o] for o in stats_offsets]
     out = core.std.FrameEval(clips.source[0], select, prop_src=prop_src, clip_src=sources + list(interps.values()))
-    fps = timing.output_fps
-    return core.std.SetFrameProps(out, _DurationNum=fps.denominator, _DurationDen=fps.numerator)
+    return _with_output_durations(out, timing)

@@ -77,10 +77,14 @@ class Timing:
         Work grows with the source's length, not the output's: output frame n starts from source
         frame floor(n * ratio), so the first one starting from i is ceil(i / ratio).
         """
+        firsts = self._first_outputs()
+        return [b - a for a, b in itertools.pairwise(firsts)] + [self.output_frames - firsts[-1]]
+
+    def _first_outputs(self) -> list[int]:
+        """For every source frame i, the first output frame whose slot starts from it (or later)."""
         per_source = 1 / self.ratio
         num, den = per_source.numerator, per_source.denominator
-        firsts = [-(-i * num // den) for i in range(self.source_frames)]
-        return [b - a for a, b in itertools.pairwise(firsts)] + [self.output_frames - firsts[-1]]
+        return [-(-i * num // den) for i in range(self.source_frames)]
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,7 @@ class VariableTiming(Timing):
     def from_durations(cls, durations: Sequence[Fraction], output_fps: Fraction) -> VariableTiming:
         if any(d <= 0 for d in durations):
             raise TimecodesError("every frame needs a positive duration")
-        starts = (Fraction(0), *itertools.accumulate(durations))
-        return cls(len(durations), len(durations) / starts[-1], output_fps, starts)
+        return cls.from_starts([Fraction(0), *itertools.accumulate(durations)], output_fps)
 
     @classmethod
     def from_starts(cls, starts: Sequence[Fraction], output_fps: Fraction) -> VariableTiming:
@@ -124,13 +127,10 @@ class VariableTiming(Timing):
             return Slot(self.source_frames - 1, Fraction(0))
         return Slot(index, self.position(n, index, index + 1))
 
-    def outputs_per_source(self) -> list[int]:
-        """The first output at or after s(i) is ceil(s(i) * out_fps); the counts are the differences."""
-        firsts = []
-        for s in self.starts[: self.source_frames]:
-            span = s * self.output_fps
-            firsts.append(-(-span.numerator // span.denominator))
-        return [b - a for a, b in itertools.pairwise(firsts)] + [self.output_frames - firsts[-1]]
+    def _first_outputs(self) -> list[int]:
+        """The first output at or after s(i) is ceil(s(i) * out_fps)."""
+        spans = (s * self.output_fps for s in self.starts[: self.source_frames])
+        return [-(-span.numerator // span.denominator) for span in spans]
 
 
 def read_timecodes(path: Path, frames: int, last_duration: Fraction | None = None) -> list[Fraction]:
