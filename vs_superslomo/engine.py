@@ -6,6 +6,7 @@ It knows tensors and numpy arrays only; VapourSynth lives in ``filter.py``.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -212,7 +213,8 @@ class Interpolator:
         self.fallback = options.fallback
         self.pad_mode: PadMode = pad_mode
         self.max_batch = max_batch
-        self.multiple = round(SIZE_MULTIPLE / self.flow_scale)
+        # Flows at a reduced scale come from a flow network at that scale; the U-Net may run smaller still.
+        self.multiple = math.lcm(round(SIZE_MULTIPLE / self.flow_scale), model.size_multiple)
         # Measured on 2 x86 cores with the default width: channels-last was 2x slower, so it is opt-in.
         self.channels_last = channels_last
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format

@@ -19,6 +19,8 @@ WarpMode = Literal["exact", "legacy"]
 Resample = Literal["bilinear", "bicubic"]
 FlowSource = Literal["network", "dis"]
 
+UNET_SCALES = (1.0, 0.5, 0.25)
+
 # The original implementation subtracts this per-channel mean from RGB in [0, 1].
 ORIGINAL_MEAN = (0.429, 0.431, 0.397)
 
@@ -38,6 +40,9 @@ class ModelConfig:
     flow: where the bidirectional flows come from: "network" is the paper's flow U-Net; "dis" is
         OpenCV's classical DIS estimator (``flows.py``; preset chosen at run time), and the model has
         no flow U-Net.
+    unet_scale: the resolution, relative to the frame, at which the interpolation U-Net runs (1, 1/2 or
+        1/4). Its outputs (flow corrections and visibility) are smooth, so they are upsampled and the
+        output frame is still sampled from the full-resolution inputs; 1/2 costs about a quarter.
     """
 
     width: int = 32
@@ -46,6 +51,7 @@ class ModelConfig:
     warp: WarpMode = "exact"
     resample: Resample = "bilinear"
     flow: FlowSource = "network"
+    unet_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -56,6 +62,9 @@ class ModelConfig:
             raise ValueError(f"resample must be 'bilinear' or 'bicubic', got {self.resample!r}")
         if self.flow not in ("network", "dis"):
             raise ValueError(f"flow must be 'network' or 'dis', got {self.flow!r}")
+        if self.unet_scale not in UNET_SCALES:
+            raise ValueError(f"unet_scale must be one of {UNET_SCALES}, got {self.unet_scale!r}")
+        object.__setattr__(self, "unet_scale", float(self.unet_scale))
         if len(self.input_mean) != 3:
             raise ValueError(f"input_mean needs 3 values, got {self.input_mean!r}")
         object.__setattr__(self, "input_mean", tuple(float(v) for v in self.input_mean))
@@ -205,6 +214,27 @@ class SuperSloMo(nn.Module):
         self.interp_net = UNet(20, 5, c.width, c.output_activation)
         self.register_buffer("mean", torch.tensor(c.input_mean).view(1, 3, 1, 1), persistent=False)
 
+    @property
+    def size_multiple(self) -> int:
+        """Frame sizes the model takes are multiples of this (the U-Nets' five poolings at their scale)."""
+        return round(SIZE_MULTIPLE / self.config.unet_scale)
+
+    def _to_unet(self, x: Tensor, is_flow: bool = False) -> Tensor:
+        """A full-resolution image or flow at the interpolation U-Net's resolution (flows in its pixels)."""
+        s = self.config.unet_scale
+        if s == 1.0:
+            return x
+        small = F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=True)
+        return small * s if is_flow else small
+
+    def _from_unet(self, out: Tensor, size: tuple[int, int]) -> Tensor:
+        """The U-Net's output (two flow corrections, a visibility logit) back at full resolution."""
+        s = self.config.unet_scale
+        if s == 1.0:
+            return out
+        big = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
+        return torch.cat((big[:, :4] / s, big[:, 4:]), dim=1)
+
     def _mean(self, dtype: torch.dtype) -> Tensor:
         return self.get_buffer("mean").to(dtype)
 
@@ -228,7 +258,8 @@ class SuperSloMo(nn.Module):
 
     def pair_stem(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> Tensor:
         """The interpolation U-Net's first-layer response to the inputs every timestep shares."""
-        return self.interp_net.stem(torch.cat((i0, i1, f01, f10), dim=1))
+        small = (self._to_unet(i0), self._to_unet(i1), self._to_unet(f01, True), self._to_unet(f10, True))
+        return self.interp_net.stem(torch.cat(small, dim=1))
 
     def synthesize(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor, t: Tensor,
                    stem: Tensor | None = None) -> Synthesis:
@@ -238,26 +269,36 @@ class SuperSloMo(nn.Module):
         saves recomputing the shared part of the first layer for every timestep of a pair.
         """
         n = t.shape[0]
-        i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (i0, i1, f01, f10))
         tt = t.to(i0.dtype).view(n, 1, 1, 1)
+        out = self._from_unet(self._unet_corrections(i0, i1, f01, f10, tt, stem), (i0.shape[-2], i0.shape[-1]))
+        i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (i0, i1, f01, f10))
         ft0, ft1 = approximate_flows(f01, f10, tt)
-        mode = self.config.warp
-        g0 = backward_warp(i0, ft0, mode)
-        g1 = backward_warp(i1, ft1, mode)
-        if stem is None:
-            out = self.interp_net(torch.cat((i0, i1, f01, f10, ft1, ft0, g1, g0), dim=1))
-        else:
-            out = self.interp_net(torch.cat((ft1, ft0, g1, g0), dim=1), stem=stem.expand(n, -1, -1, -1))
         ft0 = ft0 + out[:, 0:2]
         ft1 = ft1 + out[:, 2:4]
         v0 = torch.sigmoid(out[:, 4:5])
         v1 = 1 - v0
+        mode = self.config.warp
         g0 = backward_warp(i0, ft0, mode, self.config.resample)
         g1 = backward_warp(i1, ft1, mode, self.config.resample)
         w0 = (1 - tt) * v0
         w1 = tt * v1
         fused = (w0 * g0 + w1 * g1) / (w0 + w1 + 1e-8)
         return Synthesis(fused + self._mean(fused.dtype), ft0, ft1, v0)
+
+    def _unet_corrections(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor, tt: Tensor,
+                          stem: Tensor | None) -> Tensor:
+        """The interpolation U-Net's output at its own resolution, from full-resolution inputs."""
+        n = tt.shape[0]
+        i0, i1 = self._to_unet(i0), self._to_unet(i1)
+        f01, f10 = self._to_unet(f01, True), self._to_unet(f10, True)
+        i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (i0, i1, f01, f10))
+        ft0, ft1 = approximate_flows(f01, f10, tt)
+        mode = self.config.warp
+        g0 = backward_warp(i0, ft0, mode)
+        g1 = backward_warp(i1, ft1, mode)
+        if stem is None:
+            return self.interp_net(torch.cat((i0, i1, f01, f10, ft1, ft0, g1, g0), dim=1))
+        return self.interp_net(torch.cat((ft1, ft0, g1, g0), dim=1), stem=stem.expand(n, -1, -1, -1))
 
     def forward(self, rgb0: Tensor, rgb1: Tensor, t: Tensor) -> Tensor:
         """Interpolated RGB frames at timesteps t (N,) between RGB frames in [0, 1] (1 or N, 3, H, W).

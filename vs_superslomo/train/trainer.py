@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..checkpoint import load_model, provenance_of, save_model
 from ..flows import compute_flows
 from ..methods import ValidationItem, classical_method, score_method
-from ..network import ModelConfig, SuperSloMo, Synthesis
+from ..network import SIZE_MULTIPLE, ModelConfig, SuperSloMo, Synthesis
 from .dataset import VALIDATION_SEED, TrainingBatches, real_validation, synthetic_validation
 from .losses import LossWeights, total_loss
 from .sources import CLIPS, PHOTO_GLOBS, STAMP_GLOB
@@ -58,6 +58,12 @@ class TrainConfig:
     seed: int = 1
     max_cutouts: int | None = None
     losses: LossWeights = field(default_factory=LossWeights)
+
+    def __post_init__(self) -> None:
+        multiple = round(SIZE_MULTIPLE / self.model.unet_scale)
+        if self.crop % multiple:
+            raise ValueError(f"crop must be a multiple of {multiple} with unet_scale {self.model.unet_scale}, "
+                             f"got {self.crop}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -199,9 +205,10 @@ def _initial_model(cfg: TrainConfig, init: str | None) -> tuple[SuperSloMo, Prog
     if not init:
         return model, Progress()
     source = load_model(init)
-    if replace(source.config, flow=cfg.model.flow, width=cfg.model.width) != cfg.model:
+    if replace(source.config, flow=cfg.model.flow, width=cfg.model.width, unet_scale=cfg.model.unet_scale) \
+            != cfg.model:
         raise SystemExit(f"error: --init weights have config {source.config}, the run needs {cfg.model} "
-                         "(only the flow source and the width may differ)")
+                         "(only the flow source, the width and the U-Net's scale may differ)")
     # A model of the other flow source still gives its interpolation U-Net; another width is
     # widened exactly or narrowed to its leading channels (train/width.py).
     transfer_unet(source.interp_net, model.interp_net)
