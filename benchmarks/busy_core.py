@@ -1,5 +1,7 @@
-"""The engine on one 640x360 pair, on a quiet machine and beside a process that keeps one core busy,
-with one and two torch threads, and with OpenMP's waiting active (spinning) or passive (our default).
+"""The engine on 640x360 pairs, on a quiet machine and beside a process that keeps one core busy, in three
+layouts (one frame at a time on one or two torch threads; two frames side by side with one torch thread
+each, the filter's default, as VapourSynth's threads ask for frames), with OpenMP's waiting active
+(spinning) or passive (our default). The figure is wall milliseconds per pair (throughput).
 
     python benchmarks/busy_core.py [--rounds 2] [--reps 6]
 
@@ -20,22 +22,29 @@ import time
 import numpy as np
 
 CHILD = r"""
-import statistics, sys, time
+import sys, threading, time
 import numpy as np
 from vs_superslomo import Interpolator, load_model
-threads, reps = int(sys.argv[1]), int(sys.argv[2])
+threads, side, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
 big = np.kron(rng.random((47, 90, 3)).astype(np.float32), np.ones((8, 8, 1), np.float32))
 a, b = big[:360, :640], big[:360, 6:646]
 engine = Interpolator(load_model(), device="cpu", threads=threads)
 engine.interpolate(a, b, [0.5])
-times = []
-for _ in range(reps):
-    start = time.perf_counter()
-    engine.interpolate(a, b, [0.5])
-    times.append(time.perf_counter() - start)
-print(statistics.median(times) * 1000)
+
+def work():
+    for _ in range(reps):
+        engine.interpolate(a, b, [0.5])
+
+workers = [threading.Thread(target=work) for _ in range(side)]
+start = time.perf_counter()
+for w in workers:
+    w.start()
+for w in workers:
+    w.join()
+print((time.perf_counter() - start) / (side * reps) * 1000)
 """
+LAYOUTS = {"1 frame x 1 thread": (1, 1), "1 frame x 2 threads": (2, 1), "2 frames x 1 thread (default)": (1, 2)}
 
 
 def blending_ms() -> float:
@@ -46,10 +55,11 @@ def blending_ms() -> float:
     return (time.perf_counter() - start) / 50 * 1000
 
 
-def run(threads: int, policy: str, reps: int) -> float:
+def run(layout: str, policy: str, reps: int) -> float:
     env = {**os.environ, "OMP_WAIT_POLICY": policy}
-    out = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(reps)], env=env, capture_output=True,
-                         text=True, check=True)
+    threads, side = LAYOUTS[layout]
+    out = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(side), str(reps)], env=env,
+                         capture_output=True, text=True, check=True)
     return float(out.stdout.strip())
 
 
@@ -58,23 +68,23 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--reps", type=int, default=6)
     args = parser.parse_args()
-    settings = [(load, threads, policy) for load in ("quiet", "busy") for threads in (1, 2)
+    settings = [(load, layout, policy) for load in ("quiet", "busy") for layout in LAYOUTS
                 for policy in ("ACTIVE", "PASSIVE")]
-    results: dict[tuple[str, int, str], list[float]] = {s: [] for s in settings}
+    results: dict[tuple[str, str, str], list[float]] = {s: [] for s in settings}
     for _ in range(args.rounds):
-        for load, threads, policy in settings:
+        for load, layout, policy in settings:
             busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
             try:
-                results[load, threads, policy].append(run(threads, policy, args.reps))
+                results[load, layout, policy].append(run(layout, policy, args.reps))
             finally:
                 if busy:
                     busy.kill()
                     busy.wait()
     print(f"numpy blending of a 640x360 frame today: {blending_ms():.2f} ms")
-    print("| machine | torch threads | OpenMP waiting | ms per pair (median of rounds) |")
-    print("|---|---:|---|---:|")
-    for (load, threads, policy), values in results.items():
-        print(f"| {load} | {threads} | {policy.lower()} | {statistics.median(values):.0f} |")
+    print("| machine | layout | OpenMP waiting | ms per pair (median of rounds) |")
+    print("|---|---|---|---:|")
+    for (load, layout, policy), values in results.items():
+        print(f"| {load} | {layout} | {policy.lower()} | {statistics.median(values):.0f} |")
     return 0
 
 

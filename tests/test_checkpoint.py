@@ -231,3 +231,12 @@ def test_no_default_model_message_or_default_loads() -> None:
     else:
         with pytest.raises(ModelFileError, match="no default model is installed"):
             load_model()
+
+
+def test_saved_model_files_get_the_users_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        save_model(make_model(width=4), tmp_path / "shared.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.safetensors").stat().st_mode & 0o777 == 0o644

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch.nn.functional as F
 from conftest import make_model
 
 from vs_superslomo import Interpolator
-from vs_superslomo.engine import BoundedComputeCache
+from vs_superslomo.engine import BoundedComputeCache, usable_cpus
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +155,56 @@ def test_frames_do_not_depend_on_the_torch_thread_count_of_the_calling_thread() 
     finally:
         torch.set_num_threads(previous)
     assert torch.equal(here, there[0])
+
+
+def test_frames_of_several_threads_are_evaluated_side_by_side_on_the_cpu() -> None:
+    engine = Interpolator(make_model(width=4), device="cpu", threads=1)
+    assert engine.threads == 1 and engine.concurrent == max(1, usable_cpus())
+    inside, most = 0, 0
+    lock = threading.Lock()
+    original = engine._pair_state
+
+    def counting(rgb0: torch.Tensor, rgb1: torch.Tensor):  # type: ignore[no-untyped-def]
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        try:
+            time.sleep(0.2)  # long enough for the other thread to arrive
+            return original(rgb0, rgb1)
+        finally:
+            with lock:
+                inside -= 1
+
+    engine._pair_state = counting  # type: ignore[method-assign]
+    frames = [torch.rand(1, 3, 32, 32) for _ in range(4)]
+    threads = [threading.Thread(target=engine.render, args=(frames[2 * i], frames[2 * i + 1], [0.5]))
+               for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most == min(2, engine.concurrent)
+    alone = Interpolator(make_model(width=4), device="cpu", threads=usable_cpus())
+    assert alone.concurrent == 1
+
+
+@pytest.mark.skipif(usable_cpus() < 2, reason="reading ahead needs a second CPU")
+def test_the_next_pair_is_prepared_ahead_and_then_not_computed_again() -> None:
+    engine = Interpolator(make_model(width=4), device="cpu", threads=1)
+    a, b, c = (torch.rand(1, 3, 40, 48) for _ in range(3))
+    first = engine.render(a, b, [0.5], key=0).frames
+    engine.prepare_ahead(b, c, key=1)
+    deadline = time.monotonic() + 30
+    while engine.flow_cache.computations < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ahead = engine.render(b, c, [0.5], key=1).frames
+    assert engine.flow_cache.computations == 2  # pair 1 came from the read-ahead
+    engine.prepare_ahead(b, c, key=1)  # cached: nothing is started
+    assert engine.flow_cache.computations == 2
+    fresh = Interpolator(engine.model, device="cpu", threads=1)
+    assert torch.equal(ahead, fresh.render(b, c, [0.5]).frames)
+    assert torch.equal(first, fresh.render(a, b, [0.5]).frames)
 
 
 @pytest.mark.cuda

@@ -147,7 +147,5 @@ def test_a_missed_cut_falls_back_to_blending_and_says_so() -> None:
     assert FALLBACK_PROP not in pan.get_frame(0).props  # source frames are passed through untouched
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue 19): DIS finds flows that agree both ways and warp "
-                   "well enough between these two whole photographs; 7% of the frame falls back")
 def test_a_missed_cut_between_whole_photographs_falls_back() -> None:
     _missed_cut(_photo(skdata.astronaut()), _photo(skdata.coffee()))

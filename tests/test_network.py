@@ -136,5 +136,27 @@ def test_precomputed_stem_gives_the_same_frames() -> None:
         i0, i1 = net.normalize(a), net.normalize(b)
         f01, f10 = net.compute_flows(i0, i1)
         full = net.synthesize(i0, i1, f01, f10, t).frame
-        shared = net.synthesize(i0, i1, f01, f10, t, net.pair_stem(i0, i1, f01, f10)).frame
+        shared = net.synthesize(i0, i1, f01, f10, t, net.pair_features(i0, i1, f01, f10)).frame
     assert torch.allclose(full, shared, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.25])
+def test_unet_at_a_reduced_scale_shares_pair_features_and_keeps_full_resolution(scale: float) -> None:
+    net = SuperSloMo(ModelConfig(width=4, unet_scale=scale)).eval()
+    assert net.size_multiple == round(32 / scale)
+    side = net.size_multiple
+    a, b = torch.rand(1, 3, side, 2 * side), torch.rand(1, 3, side, 2 * side)
+    t = torch.tensor([0.3, 0.6])
+    with torch.inference_mode():
+        i0, i1 = net.normalize(a), net.normalize(b)
+        f01, f10 = net.compute_flows(i0, i1)
+        full = net.synthesize(i0, i1, f01, f10, t)
+        shared = net.synthesize(i0, i1, f01, f10, t, net.pair_features(i0, i1, f01, f10))
+    assert full.frame.shape == (2, 3, side, 2 * side) and full.flow_t0.shape == (2, 2, side, 2 * side)
+    assert torch.allclose(full.frame, shared.frame, atol=1e-5)
+
+
+def test_unet_scale_is_refused_unless_a_supported_power_of_two() -> None:
+    with pytest.raises(ValueError, match="unet_scale"):
+        ModelConfig(unet_scale=0.3)
+    assert ModelConfig.from_json('{"unet_scale": 0.5}').unet_scale == 0.5

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
 
 from .network import ModelConfig, SuperSloMo
@@ -50,7 +50,10 @@ def save_model(model: SuperSloMo, path: str | os.PathLike[str], provenance: dict
         "provenance": json.dumps(provenance or {}, sort_keys=True),
     }
     tmp = Path(os.fspath(path) + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
+    # Written by us rather than by safetensors' save_file, which creates files readable by their owner only:
+    # a model file gets the user's umask like any other output.
+    with open(tmp, "wb") as f:
+        f.write(save(tensors, metadata=metadata))
     os.replace(tmp, path)
 
 

@@ -409,8 +409,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=option_info.help_text("dedup_threshold"))
     p.add_argument("--start", type=float, help="start time in seconds")
     p.add_argument("--end", type=float, help="end time in seconds")
-    p.add_argument("--threads", type=int, help="CPU threads for the network (default: every CPU; 1 per range with "
-                   "--workers/--ray). Another count may change a rare pixel by one step")
+    p.add_argument("--threads", type=int, help="CPU threads for each frame's network evaluation (default 1: one "
+                   "frame per CPU at once). Another count may change a rare pixel by one step")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     render = p.add_argument_group("rendering in ranges (segments joined without re-encoding; see the README)")
     render.add_argument("--workers", type=int, help="render ranges of output frames in N local processes")

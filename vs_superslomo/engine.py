@@ -11,6 +11,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -21,7 +22,7 @@ from torch import Tensor
 
 from .fallback import fall_back, fallback_map
 from .flows import DEFAULT_DIS_PRESET, compute_flows
-from .network import SIZE_MULTIPLE, SuperSloMo
+from .network import SIZE_MULTIPLE, PairFeatures, SuperSloMo
 from .options import FLOW_SCALES, DisPreset, Options
 from .options import names as option_names
 
@@ -33,6 +34,7 @@ PadMode = Literal["replicate", "reflect"]
 DEFAULT_CACHE_PAIRS = 4
 
 T = TypeVar("T")
+_AHEAD_LOCK = threading.Lock()
 ImageLike = TypeVar("ImageLike", np.ndarray, Tensor)
 
 
@@ -90,6 +92,10 @@ class BoundedComputeCache:
                 raise entry.error
         return entry.value  # type: ignore[return-value]
 
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._entries
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -97,14 +103,14 @@ class BoundedComputeCache:
 
 @dataclass(frozen=True)
 class _PairState:
-    """Normalised, padded frames of one pair, their full-resolution flows, the shared stem, and the
+    """Normalised, padded frames of one pair, their full-resolution flows, what the network's timesteps share, and the
     fail-safe's fallback map (None where nothing falls back) with its mean over the unpadded frame."""
 
     i0: Tensor
     i1: Tensor
     f01: Tensor
     f10: Tensor
-    stem: Tensor
+    features: PairFeatures
     fallback: Tensor | None = None
     fallback_share: float = 0.0
 
@@ -172,9 +178,11 @@ class Interpolator:
 
     The filter's options (``device``, ``fp16``, ``flow_scale``, ``threads``, ``dis_preset``; see
     ``vs_superslomo.options``) come as an :class:`Options` or as keywords. ``device`` "auto" picks CUDA
-    when present; ``fp16`` None means fp16 on CUDA only; ``threads`` (None: the CPUs this process may use)
-    is set for every evaluation and restored after (torch keeps the count per calling thread, and sums
-    split over a different count can differ in the last bit). Engine tuning:
+    when present; ``fp16`` None means fp16 on CUDA only; ``threads`` (None: 1) torch threads run each
+    evaluation, set for it and restored after (torch keeps the count per calling thread, and sums split over
+    a different count can differ in the last bit); on the CPU, evaluations called from several threads run
+    side by side, as many at once as the process has CPUs for (``concurrent``). One caller alone gets
+    the quickest single frame with ``threads=usable_cpus()``. Engine tuning:
 
     cache_pairs: how many frame pairs keep their flows cached.
     max_batch: most timesteps evaluated in one batch; None picks 1 on the CPU (measured: a batch of 3
@@ -206,7 +214,7 @@ class Interpolator:
             max_batch = 4 if is_cuda else 1
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
-        self.threads = options.threads or usable_cpus()
+        self.threads = options.threads or 1
         self.dtype = torch.float16 if fp16 else torch.float32
         self.flow_scale = float(options.flow_scale)
         self.dis_preset: DisPreset = options.dis_preset or DEFAULT_DIS_PRESET
@@ -220,9 +228,11 @@ class Interpolator:
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = self._own_copy(model)
         self.flow_cache = BoundedComputeCache(cache_pairs)
-        # On the CPU one evaluation already uses every core; running several at once only
-        # multiplies memory, so network calls are serialised there.
-        self._cpu_lock = threading.Lock() if not is_cuda else None
+        # On the CPU, evaluations of different frames run side by side (VapourSynth asks for frames from
+        # several threads), each on ``threads`` torch threads, as many at once as the CPUs hold.
+        self.concurrent = max(1, usable_cpus() // self.threads)
+        self._cpu_slots = threading.BoundedSemaphore(self.concurrent) if not is_cuda else None
+        self._ahead: ThreadPoolExecutor | None = None
 
     def _own_copy(self, model: SuperSloMo) -> SuperSloMo:
         first = next(model.parameters())
@@ -241,8 +251,12 @@ class Interpolator:
         x = _pad(self.model.normalize(x), self.multiple, self.pad_mode)
         return x.contiguous(memory_format=self.memory_format)
 
-    def _pair_state(self, rgb0: Tensor, rgb1: Tensor) -> _PairState:
-        i0, i1 = self._prepare(rgb0), self._prepare(rgb1)
+    def _flows(self, i0: Tensor, i1: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """Flows between padded frames, padded like them. DIS sees only the frames themselves: the flows of
+        the padding would be made up, and it has no size multiple to meet (a flow network has)."""
+        h, w = size
+        if self.model.flow_net is None:
+            i0, i1 = i0[..., :h, :w], i1[..., :h, :w]
         s = self.flow_scale
         if s == 1.0:
             f01, f10 = compute_flows(self.model, i0, i1, self.dis_preset)
@@ -250,20 +264,28 @@ class Interpolator:
             small = [F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=True)
                      for x in (i0, i1)]
             f01, f10 = compute_flows(self.model, small[0], small[1], self.dis_preset)
-            size = i0.shape[-2:]
-            f01, f10 = (F.interpolate(f, size=size, mode="bilinear", align_corners=False) / s for f in (f01, f10))
-        stem = self.model.pair_stem(i0, i1, f01, f10)
+            f01, f10 = (F.interpolate(f, size=i0.shape[-2:], mode="bilinear", align_corners=False) / s
+                        for f in (f01, f10))
+        return _pad(f01, self.multiple, "replicate"), _pad(f10, self.multiple, "replicate")
+
+    def _pair_state(self, rgb0: Tensor, rgb1: Tensor) -> _PairState:
+        i0, i1 = self._prepare(rgb0), self._prepare(rgb1)
+        h, w = rgb0.shape[-2:]
+        f01, f10 = self._flows(i0, i1, (h, w))
+        features = self.model.pair_features(i0, i1, f01, f10)
         if not self.fallback:
-            return _PairState(i0, i1, f01, f10, stem)
-        weight = fallback_map(f01, f10, self.model.denormalize(i0), self.model.denormalize(i1))
-        share = float(weight[..., : rgb0.shape[-2], : rgb0.shape[-1]].float().mean())
-        return _PairState(i0, i1, f01, f10, stem, weight if share > 0 else None, share)
+            return _PairState(i0, i1, f01, f10, features)
+        frames = [self.model.denormalize(x[..., :h, :w]) for x in (i0, i1)]
+        weight = fallback_map(f01[..., :h, :w], f10[..., :h, :w], frames[0], frames[1])
+        share = float(weight.float().mean())
+        weight = _pad(weight, self.multiple, "replicate")
+        return _PairState(i0, i1, f01, f10, features, weight if share > 0 else None, share)
 
     def _run(self, fn: Callable[[], T]) -> T:
         with torch.inference_mode():
-            if self._cpu_lock is None:
+            if self._cpu_slots is None:
                 return fn()
-            with self._cpu_lock:
+            with self._cpu_slots:
                 previous = torch.get_num_threads()
                 torch.set_num_threads(self.threads)
                 try:
@@ -291,17 +313,13 @@ class Interpolator:
         if rgb0.shape != rgb1.shape or rgb0.dim() != 4 or rgb0.shape[:2] != (1, 3):
             raise ValueError(f"frames must both be (1, 3, H, W), got {tuple(rgb0.shape)} and {tuple(rgb1.shape)}")
         h, w = rgb0.shape[-2:]
-
-        def compute() -> _PairState:
-            return self._run(lambda: self._pair_state(rgb0, rgb1))
-
-        state = compute() if key is None else self.flow_cache.get(key, compute)
+        state = self._state(rgb0, rgb1, key)
 
         def render_timesteps() -> Tensor:
             outs = []
             for start in range(0, len(timesteps), self.max_batch):
                 chunk = torch.tensor(timesteps[start : start + self.max_batch], device=self.device)
-                frame = self.model.synthesize(state.i0, state.i1, state.f01, state.f10, chunk, state.stem).frame
+                frame = self.model.synthesize(state.i0, state.i1, state.f01, state.f10, chunk, state.features).frame
                 if state.fallback is not None:
                     rgb = [self.model.denormalize(x) for x in (state.i0, state.i1)]
                     frame = fall_back(frame, rgb[0], rgb[1], chunk, state.fallback)
@@ -310,6 +328,27 @@ class Interpolator:
             return torch.cat(outs)
 
         return Rendered(self._run(render_timesteps), state.fallback_share)
+
+    def _state(self, rgb0: Tensor, rgb1: Tensor, key: Hashable | None) -> _PairState:
+        def compute() -> _PairState:
+            return self._run(lambda: self._pair_state(rgb0, rgb1))
+
+        return compute() if key is None else self.flow_cache.get(key, compute)
+
+    def prepare_ahead(self, rgb0: Tensor, rgb1: Tensor, key: Hashable) -> None:
+        """Start computing a pair's flows in the background, on the CPU, unless they are cached or on their way.
+
+        The filter calls this with the pair after the one it renders: at factor 2 half of the output frames
+        are source frames, so the frames requested at once include one interpolated frame at most, and its
+        successor's flows would otherwise wait for it.
+        """
+        if self._cpu_slots is None or self.concurrent < 2 or key in self.flow_cache:
+            return
+        if self._ahead is None:
+            with _AHEAD_LOCK:
+                if self._ahead is None:
+                    self._ahead = ThreadPoolExecutor(1, thread_name_prefix="slomo-ahead")
+        self._ahead.submit(self._state, rgb0, rgb1, key)
 
     # -- image API --------------------------------------------------------------------------
 

@@ -172,11 +172,15 @@ def _check_device(opts: Options) -> None:
 class _FrameInterpolation:
     """The ModifyFrame callback: one interpolated float RGB frame from the two source frames of its slot.
 
-    ``pair_at(n)`` gives the flow-cache key of output n's source pair and its timestep.
+    ``pair_at(n)`` gives the flow-cache key of output n's source pair and its timestep. With ``next_key``,
+    a third frame (the source frame after the pair) comes with the two, and the next pair's flows, keyed
+    ``next_key(key)`` (None past the end), are started in the background (``Interpolator.prepare_ahead``).
     """
 
-    def __init__(self, pair_at: Callable[[int], tuple[Hashable, Fraction]], engine: Interpolator) -> None:
+    def __init__(self, pair_at: Callable[[int], tuple[Hashable, Fraction]], engine: Interpolator,
+                 next_key: Callable[[Hashable], Hashable | None] | None = None) -> None:
         self.pair_at = pair_at
+        self.next_key = next_key
         self.engine = engine
         self.trimmer = HeapTrimmer()
         self.transfer = None
@@ -193,6 +197,10 @@ class _FrameInterpolation:
         planes = [[np.asarray(frame[p]) for p in range(3)] for frame in f[:2]]
         if self.transfer is None:
             a, b = (torch.from_numpy(np.stack(pl))[None] for pl in planes)
+            following = self.next_key(key) if self.next_key is not None else None
+            if following is not None:
+                after = torch.from_numpy(np.stack([np.asarray(f[2][p]) for p in range(3)]))[None]
+                self.engine.prepare_ahead(b, after, following)
             rendered = self.engine.render(a, b, [float(t)], key=key)
             frame = rendered.frames[0].numpy()
         else:
@@ -229,7 +237,14 @@ def _interpolated(clip: vs.VideoNode, rgb: vs.VideoNode, color: ColorSpec, align
         slot = timing.slot(n)
         return slot.index, slot.t
 
-    interp_rgb = core.std.ModifyFrame(blank, [rgb_pairs.first, rgb_pairs.second], _FrameInterpolation(pair_at, engine))
+    last_pair = clip.num_frames - 2
+
+    def next_key(key: Hashable) -> Hashable | None:
+        return key + 1 if isinstance(key, int) and key < last_pair else None
+
+    after = aligned(_shifted(rgb, 2))
+    interp_rgb = core.std.ModifyFrame(blank, [rgb_pairs.first, rgb_pairs.second, after],
+                                      _FrameInterpolation(pair_at, engine, next_key))
     interp = from_rgbs(interp_rgb, clip.format, color)
     pairs = _PairClips.of(clip, aligned)
 

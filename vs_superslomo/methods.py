@@ -18,7 +18,8 @@ import torch
 from torch import Tensor
 
 from .classical_flow import dis_flows
-from .engine import Interpolator
+from .engine import Interpolator, usable_cpus
+from .fallback import inconsistency
 from .flows import DEFAULT_DIS_PRESET
 from .network import SuperSloMo, backward_warp
 from .options import DisPreset
@@ -95,17 +96,13 @@ def blend_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> 
 
 def model_method(model: SuperSloMo, flow_scale: float = 1.0, dis_preset: DisPreset | None = None) -> Method:
     """Our model through the engine, on the CPU."""
-    engine = Interpolator(model, device="cpu", flow_scale=flow_scale, dis_preset=dis_preset)
+    # One caller: each frame gets every CPU (the filter's default runs frames side by side instead).
+    engine = Interpolator(model, device="cpu", flow_scale=flow_scale, dis_preset=dis_preset, threads=usable_cpus())
 
     def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
         return list(engine.interpolate_tensors(frame0[None], frame1[None], list(timesteps)))
 
     return run
-
-
-def _inconsistency(forward: Tensor, backward: Tensor) -> Tensor:
-    """|F(x) + B(x + F(x))|: how far a pixel lands from home after following both flows, (N, 1, H, W)."""
-    return torch.linalg.vector_norm(forward + backward_warp(backward, forward), dim=1, keepdim=True)
 
 
 def classical_method(dis_preset: DisPreset = DEFAULT_DIS_PRESET) -> Method:
@@ -115,8 +112,8 @@ def classical_method(dis_preset: DisPreset = DEFAULT_DIS_PRESET) -> Method:
     def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
         a, b = frame0[None].float(), frame1[None].float()
         f01, f10 = dis_flows(a, b, dis_preset)
-        trust0 = 1 / (1 + (_inconsistency(f10, f01) / CONSISTENCY_SCALE) ** 2)  # on frame 1's pixel grid
-        trust1 = 1 / (1 + (_inconsistency(f01, f10) / CONSISTENCY_SCALE) ** 2)  # on frame 0's pixel grid
+        trust0 = 1 / (1 + (inconsistency(f10, f01) / CONSISTENCY_SCALE) ** 2)  # on frame 1's pixel grid
+        trust1 = 1 / (1 + (inconsistency(f01, f10) / CONSISTENCY_SCALE) ** 2)  # on frame 0's pixel grid
         out = []
         for t in timesteps:
             # The pixel at x at time t came from x + t*F10(x) in frame 0 and x + (1-t)*F01(x) in frame 1.

@@ -8,7 +8,7 @@ is synthesised by backward warping both frames and fusing them.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
 import torch
@@ -193,6 +193,18 @@ def approximate_flows(f01: Tensor, f10: Tensor, t: Tensor) -> tuple[Tensor, Tens
     return ft0, ft1
 
 
+@dataclass(frozen=True)
+class PairFeatures:
+    """A pair's frames and flows at the interpolation U-Net's scale (flows in its pixels), and optionally
+    the U-Net's first-layer response to them, which every timestep shares."""
+
+    i0: Tensor
+    i1: Tensor
+    f01: Tensor
+    f10: Tensor
+    stem: Tensor | None = None
+
+
 @dataclass
 class Synthesis:
     """Everything computed for a batch of timesteps; training losses read the intermediates."""
@@ -256,21 +268,26 @@ class SuperSloMo(nn.Module):
         out = self.flow_net(torch.cat((i0, i1), dim=1))
         return out[:, :2], out[:, 2:4]
 
-    def pair_stem(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> Tensor:
-        """The interpolation U-Net's first-layer response to the inputs every timestep shares."""
-        small = (self._to_unet(i0), self._to_unet(i1), self._to_unet(f01, True), self._to_unet(f10, True))
-        return self.interp_net.stem(torch.cat(small, dim=1))
+    def pair_features(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> PairFeatures:
+        """What every timestep of a pair shares: its inputs at the U-Net's scale and their first-layer response."""
+        small = self.pair_inputs(i0, i1, f01, f10)
+        stem = self.interp_net.stem(torch.cat((small.i0, small.i1, small.f01, small.f10), dim=1))
+        return replace(small, stem=stem)
 
     def synthesize(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor, t: Tensor,
-                   stem: Tensor | None = None) -> Synthesis:
+                   pair: PairFeatures | None = None) -> Synthesis:
         """Frames at timesteps t (shape (N,)) from normalised frames and their flows.
 
-        Inputs with batch size 1 are broadcast to the N timesteps. ``stem`` (from :meth:`pair_stem`)
-        saves recomputing the shared part of the first layer for every timestep of a pair.
+        Inputs with batch size 1 are broadcast to the N timesteps. ``pair`` (from :meth:`pair_features`)
+        saves recomputing what the timesteps of a pair share.
         """
         n = t.shape[0]
         tt = t.to(i0.dtype).view(n, 1, 1, 1)
-        out = self._from_unet(self._unet_corrections(i0, i1, f01, f10, tt, stem), (i0.shape[-2], i0.shape[-1]))
+        if pair is None:
+            corrections = self._unet_corrections(self.pair_inputs(i0, i1, f01, f10), tt)
+        else:
+            corrections = self._unet_corrections(pair, tt)
+        out = self._from_unet(corrections, (i0.shape[-2], i0.shape[-1]))
         i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (i0, i1, f01, f10))
         ft0, ft1 = approximate_flows(f01, f10, tt)
         ft0 = ft0 + out[:, 0:2]
@@ -285,20 +302,21 @@ class SuperSloMo(nn.Module):
         fused = (w0 * g0 + w1 * g1) / (w0 + w1 + 1e-8)
         return Synthesis(fused + self._mean(fused.dtype), ft0, ft1, v0)
 
-    def _unet_corrections(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor, tt: Tensor,
-                          stem: Tensor | None) -> Tensor:
-        """The interpolation U-Net's output at its own resolution, from full-resolution inputs."""
+    def pair_inputs(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> PairFeatures:
+        """A pair's inputs at the U-Net's scale, without the first layer's response."""
+        return PairFeatures(self._to_unet(i0), self._to_unet(i1), self._to_unet(f01, True), self._to_unet(f10, True))
+
+    def _unet_corrections(self, pair: PairFeatures, tt: Tensor) -> Tensor:
+        """The interpolation U-Net's output at its own resolution for timesteps tt (N, 1, 1, 1)."""
         n = tt.shape[0]
-        i0, i1 = self._to_unet(i0), self._to_unet(i1)
-        f01, f10 = self._to_unet(f01, True), self._to_unet(f10, True)
-        i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (i0, i1, f01, f10))
+        i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (pair.i0, pair.i1, pair.f01, pair.f10))
         ft0, ft1 = approximate_flows(f01, f10, tt)
         mode = self.config.warp
         g0 = backward_warp(i0, ft0, mode)
         g1 = backward_warp(i1, ft1, mode)
-        if stem is None:
+        if pair.stem is None:
             return self.interp_net(torch.cat((i0, i1, f01, f10, ft1, ft0, g1, g0), dim=1))
-        return self.interp_net(torch.cat((ft1, ft0, g1, g0), dim=1), stem=stem.expand(n, -1, -1, -1))
+        return self.interp_net(torch.cat((ft1, ft0, g1, g0), dim=1), stem=pair.stem.expand(n, -1, -1, -1))
 
     def forward(self, rgb0: Tensor, rgb1: Tensor, t: Tensor) -> Tensor:
         """Interpolated RGB frames at timesteps t (N,) between RGB frames in [0, 1] (1 or N, 3, H, W).

@@ -65,7 +65,8 @@ class Options:
         "float", "mean absolute difference (0-1) of downscaled frames above which a pair may be a cut; lower it "
         "if cuts morph, raise it if fast motion freezes"))
     threads: int | None = field(default=None, metadata=_about(
-        "int", "CPU threads for the network (default: every CPU the process may use)"))
+        "int", "CPU threads for each frame's network evaluation (default 1: frames are evaluated side by side, one per "
+        "CPU, as VapourSynth's threads ask for them)"))
     dis_preset: DisPreset | None = field(default=None, metadata=_about(
         "str", "the DIS motion estimator's speed/quality preset for models with DIS flows (default medium; "
         "fast: ~5x quicker estimation, 0.1-0.5 dB lower)", DIS_PRESETS))
