@@ -29,9 +29,10 @@ from .options import names as option_names
 __all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Rendered", "resolve_device", "usable_cpus"]
 
 PadMode = Literal["replicate", "reflect"]
-# Default number of frame pairs whose flows stay cached. One 1080p pair holds its two padded frames,
-# two flows and the first layer's shared response: ~117 MB with the shipped width-4 model (width 8: ~150 MB).
-DEFAULT_CACHE_PAIRS = 4
+# Default number of frame pairs whose flows stay cached: the pairs of the frames being rendered at once and
+# the next one, read ahead. One 1080p pair holds its two padded frames, two flows, the U-Net's
+# half-resolution inputs and first-layer response and the fail-safe's map: ~120 MB with the shipped model.
+DEFAULT_CACHE_PAIRS = 3
 
 T = TypeVar("T")
 _AHEAD_LOCK = threading.Lock()

@@ -26,7 +26,7 @@ from .checkpoint import ModelFileError, resolve_model
 from .colour import ColorSpec, from_rgbs, to_rgbs
 from .dedup import DUPLICATE_PROP, drawing_pair, duplicate_metric
 from .engine import Interpolator, resolve_device
-from .heap import HeapTrimmer
+from .heap import HeapTrimmer, trim_cadence
 from .options import OptionError, Options
 from .scene_cuts import detected_cut, marked_cut, pair_differences
 from .timing import TimecodesError, Timing, VariableTiming, read_timecodes
@@ -182,7 +182,7 @@ class _FrameInterpolation:
         self.pair_at = pair_at
         self.next_key = next_key
         self.engine = engine
-        self.trimmer = HeapTrimmer()
+        self.trimmer: HeapTrimmer | None = None
         self.transfer = None
         if engine.device.type == "cuda":
             try:
@@ -211,6 +211,8 @@ class _FrameInterpolation:
         for p in range(3):
             np.copyto(np.asarray(out[p]), frame[p])
         out.props[FALLBACK_PROP] = rendered.fallback
+        if self.trimmer is None:
+            self.trimmer = HeapTrimmer(trim_cadence(out.width, out.height))
         self.trimmer.tick()
         return out
 
