@@ -236,3 +236,13 @@ def test_a_run_of_another_width_starts_from_the_given_model(data_cache: Path, tm
         narrow_unet(init, expected)
         assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), expected.state_dict().values(),
                                                      strict=True))
+
+
+def test_every_config_file_is_a_valid_run_and_crops_fit_the_unet_scale() -> None:
+    from vs_superslomo.train.trainer import TrainConfig
+
+    for path in sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.json")):
+        cfg = TrainConfig.from_dict(json.loads(path.read_text()))
+        assert cfg.crop % round(32 / cfg.model.unet_scale) == 0, path.name
+    with pytest.raises(ValueError, match="multiple of 64"):
+        TrainConfig.from_dict({"unet_scale": 0.5, "crop": 224})

@@ -34,6 +34,8 @@ PadMode = Literal["replicate", "reflect"]
 # half-resolution inputs and first-layer response and the fail-safe's map: ~120 MB with the shipped model.
 DEFAULT_CACHE_PAIRS = 3
 
+DIS_MIN_SIDE = 16
+
 T = TypeVar("T")
 _AHEAD_LOCK = threading.Lock()
 ImageLike = TypeVar("ImageLike", np.ndarray, Tensor)
@@ -256,7 +258,8 @@ class Interpolator:
         """Flows between padded frames, padded like them. DIS sees only the frames themselves: the flows of
         the padding would be made up, and it has no size multiple to meet (a flow network has)."""
         h, w = size
-        if self.model.flow_net is None:
+        # (OpenCV's DIS refuses frames under 12 pixels a side: tiny frames keep their padding.)
+        if self.model.flow_net is None and min(h, w) >= DIS_MIN_SIDE:
             i0, i1 = i0[..., :h, :w], i1[..., :h, :w]
         s = self.flow_scale
         if s == 1.0:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .classical_flow import dis_flows
-from .engine import Interpolator, usable_cpus
+from .engine import Interpolator
 from .fallback import inconsistency
 from .flows import DEFAULT_DIS_PRESET
 from .network import SuperSloMo, backward_warp
@@ -96,8 +96,9 @@ def blend_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> 
 
 def model_method(model: SuperSloMo, flow_scale: float = 1.0, dis_preset: DisPreset | None = None) -> Method:
     """Our model through the engine, on the CPU."""
-    # One caller: each frame gets every CPU (the filter's default runs frames side by side instead).
-    engine = Interpolator(model, device="cpu", flow_scale=flow_scale, dis_preset=dis_preset, threads=usable_cpus())
+    # One torch thread, the engine's default: two threads were 13x slower (4.0 s against 0.3 s for a 720x405
+    # frame) with two other busy processes on two cores, and 1.06x faster on a quiet one (benchmarks/busy_core.py).
+    engine = Interpolator(model, device="cpu", flow_scale=flow_scale, dis_preset=dis_preset)
 
     def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
         return list(engine.interpolate_tensors(frame0[None], frame1[None], list(timesteps)))
