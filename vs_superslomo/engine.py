@@ -184,8 +184,8 @@ class Interpolator:
     when present; ``fp16`` None means fp16 on CUDA only; ``threads`` (None: 1) torch threads run each
     evaluation, set for it and restored after (torch keeps the count per calling thread, and sums split over
     a different count can differ in the last bit); on the CPU, evaluations called from several threads run
-    side by side, as many at once as the process has CPUs for (``concurrent``). One caller alone gets
-    the quickest single frame with ``threads=usable_cpus()``. Engine tuning:
+    side by side, as many at once as the process has CPUs for (``concurrent``). More threads for one caller
+    gain little on a quiet machine and collapse on a busy one (README, Python API). Engine tuning:
 
     cache_pairs: how many frame pairs keep their flows cached.
     max_batch: most timesteps evaluated in one batch; None picks 1 on the CPU (measured: a batch of 3
