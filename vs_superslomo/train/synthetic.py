@@ -65,11 +65,16 @@ class Ripple:
     def lipschitz(self) -> float:
         return float((np.linalg.norm(self.amplitudes, axis=1) * np.linalg.norm(self.frequencies, axis=1)).sum())
 
-    def solve(self, target: np.ndarray, t: float, iterations: int = 40) -> np.ndarray:
-        """The points y with y + t G(y) = target (2, H, W)."""
+    def solve(self, target: np.ndarray, t: float, tolerance: float = 1e-7) -> np.ndarray:
+        """The points y with y + t G(y) = target (2, H, W), to within ``tolerance`` pixels."""
         y = target
-        for _ in range(iterations):
-            y = target - t * self.at(y)
+        if t == 0:
+            return y
+        # The iteration contracts by at most 0.45: the error is below the last step's size.
+        for _ in range(100):
+            y, previous = target - t * self.at(y), y
+            if np.abs(y - previous).max() < tolerance:
+                break
         return y
 
 
@@ -121,6 +126,9 @@ class Scene:
         self.height = height
         self.width = width
         self._grid = _pixel_grid(height, width)
+        # A training sample asks for the same frames and flows several times (flows and visibility read them)
+        self._renders: dict[float, tuple[Tensor, Tensor]] = {}
+        self._flows: dict[tuple[float, float], Tensor] = {}
 
     def _texture_coords(self, layer: Layer, t: float) -> np.ndarray:
         if layer.ripple is None:
@@ -136,6 +144,12 @@ class Scene:
 
     def render(self, t: float) -> tuple[Tensor, Tensor]:
         """The RGB frame (3, H, W) at time t and the id of the top layer at each pixel (H, W)."""
+        if t not in self._renders:
+            self._renders[t] = self._render(t)
+        rgb, ids = self._renders[t]
+        return rgb.clone(), ids.clone()
+
+    def _render(self, t: float) -> tuple[Tensor, Tensor]:
         rgb = torch.zeros(3, self.height, self.width)
         ids = torch.zeros(self.height, self.width, dtype=torch.long)
         for index, layer in enumerate(self.layers):
@@ -149,6 +163,11 @@ class Scene:
 
     def flow(self, ta: float, tb: float) -> Tensor:
         """Exact flow F_{ta->tb} (2, H, W): where the content at each pixel at ta is at tb."""
+        if (ta, tb) not in self._flows:
+            self._flows[ta, tb] = self._flow(ta, tb)
+        return self._flows[ta, tb].clone()
+
+    def _flow(self, ta: float, tb: float) -> Tensor:
         _, ids = self.render(ta)
         out = torch.zeros(2, self.height, self.width)
         for index, layer in enumerate(self.layers):

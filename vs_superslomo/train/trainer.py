@@ -50,8 +50,8 @@ _MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 # per batch, nor with its deep layers' first gradients (~1e-12) below Adam's default eps (model card,
 # "two-network model"); DIS models have no flow U-Net and keep the settings they were trained with.
 _FLOW_SOURCE_DEFAULTS: dict[str, dict[str, float]] = {
-    "network": {"background_ripple": 0.25, "adam_eps": 1e-12},
-    "dis": {"background_ripple": 0.0, "adam_eps": 1e-8},
+    "network": {"background_ripple": 0.25, "adam_eps": 1e-12, "flow_head_lr": 1.0},
+    "dis": {"background_ripple": 0.0, "adam_eps": 1e-8, "flow_head_lr": 1.0},
 }
 
 
@@ -75,6 +75,7 @@ class TrainConfig:
     locked_off: float = 0.25  # share of synthetic scenes with a still camera
     background_ripple: float | None = None  # smooth non-rigid background motion, as a share of the shift
     adam_eps: float | None = None
+    flow_head_lr: float | None = None  # learning-rate multiplier of the flow U-Net's output layer
     losses: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
@@ -264,6 +265,21 @@ def _config(args: argparse.Namespace, state: dict[str, Any] | None) -> TrainConf
     return cfg
 
 
+def _parameter_groups(model: SuperSloMo, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """One group, or two when the flow U-Net's output layer learns faster (``flow_head_lr``).
+
+    That layer's outputs are pixels, up to tens of them, where every other layer works at unit scale; Adam
+    moves each weight by about the learning rate per step whatever its gradient, so at the common rate the
+    flows grow too slowly to follow the labels.
+    """
+    scale = cfg.setting("flow_head_lr")
+    if model.flow_net is None or scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    head = list(model.flow_net.conv3.parameters())
+    rest = [p for p in model.parameters() if all(p is not h for h in head)]
+    return [{"params": rest}, {"params": head, "lr_scale": scale}]
+
+
 class Run:
     """One training run: model, optimizer, data and progress, saved and resumed as a whole."""
 
@@ -281,8 +297,8 @@ class Run:
         if place.distributed:
             device_ids = [place.device.index] if place.device.type == "cuda" else None
             self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=device_ids)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=1e-4,
-                                           eps=self.cfg.setting("adam_eps"))
+        self.optimizer = torch.optim.AdamW(_parameter_groups(self.model, self.cfg), lr=self.cfg.lr,
+                                           weight_decay=1e-4, eps=self.cfg.setting("adam_eps"))
         self.rng = np.random.default_rng(self.cfg.seed + 1000 * place.rank)
         if state is not None:
             self._restore(state)
@@ -332,7 +348,7 @@ class Run:
         cfg, step = self.cfg, self.progress.step
         self.ranges.max_shift = cfg.shift_start + (cfg.shift_end - cfg.shift_start) * min(1.0, step / cfg.shift_steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = _lr_at(cfg, step)
+            group["lr"] = _lr_at(cfg, step) * group.get("lr_scale", 1.0)
         batch = {k: v.to(self.place.device) for k, v in self.data.batch(self.rng, self.per_rank_batch).items()}
         syn, f01, f10 = self.forward(batch["i0"], batch["i1"], batch["t"])
         epe_fade = max(0.0, 1.0 - step / cfg.flow_supervision_steps)
