@@ -328,3 +328,11 @@ def test_the_flow_signal_settings_default_by_flow_source() -> None:
     assert network.losses.flow_huber == 1.0 and network.locked_off == 0.25
     with pytest.raises(ValueError, match="locked_off"):
         TrainConfig.from_dict({"locked_off": 1.5})
+
+
+def test_set_changes_one_loss_weight_and_refuses_unknown_ones() -> None:
+    cfg = TrainConfig().with_setting("losses.flow", 0.1)
+    assert cfg.losses.flow == 0.1 and cfg.losses.warping == LossWeights().warping
+    for key in ("losses.nope", "losses", "nope"):
+        with pytest.raises(ValueError, match="unknown config field"):
+            TrainConfig().with_setting(key, 1.0)

@@ -111,10 +111,14 @@ class TrainConfig:
         return {**asdict(self.model), **flat}
 
     def with_setting(self, key: str, value: Any) -> TrainConfig:
-        """A copy with one flat field changed (``--set``)."""
-        if key == "losses" or key not in self.to_dict():
+        """A copy with one flat field, or one loss weight (``losses.flow``), changed (``--set``)."""
+        data = self.to_dict()
+        group, _, name = key.partition(".")
+        if group == "losses" and name in data["losses"]:
+            return TrainConfig.from_dict({**data, "losses": {**data["losses"], name: value}})
+        if key == "losses" or key not in data:
             raise ValueError(f"unknown config field {key!r}")
-        return TrainConfig.from_dict({**self.to_dict(), key: value})
+        return TrainConfig.from_dict({**data, key: value})
 
 
 class _TrainingForward(nn.Module):
