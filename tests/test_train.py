@@ -21,7 +21,14 @@ from vs_superslomo.network import ModelConfig, SuperSloMo, UNet, backward_warp
 from vs_superslomo.train import sources
 from vs_superslomo.train.dataset import FlowItem, synthetic_flow_validation, synthetic_validation
 from vs_superslomo.train.losses import LossWeights, end_point_error, end_point_ratio, total_loss
-from vs_superslomo.train.synthetic import MotionRanges, PhotoBank, random_ripple, random_scene, synthetic_sample
+from vs_superslomo.train.synthetic import (
+    MotionRanges,
+    PhotoBank,
+    random_ripple,
+    random_scene,
+    synthetic_sample,
+    transposed,
+)
 from vs_superslomo.train.trainer import TrainConfig
 from vs_superslomo.train.validate import flow_ratio
 from vs_superslomo.train.width import narrow_unet, widen_unet
@@ -282,6 +289,22 @@ def test_locked_off_scenes_keep_their_background_still_even_with_ripples() -> No
         assert still.abs().max() < 1e-4
 
 
+def test_a_transposed_sample_keeps_exact_labels() -> None:
+    bank = PhotoBank(_photos(), [])
+    ranges = MotionRanges(max_shift=12.0, max_objects=0, brightness=0.0, noise=0.0, blur=0.0)
+    sample = synthetic_sample(bank, np.random.default_rng(2), 64, ranges)
+    for key in ("i0", "i1", "f01", "v01"):  # not square, so that a wrong axis shows
+        sample[key] = sample[key][..., :48]
+    flipped = transposed(sample)
+    assert flipped["i0"].shape == (3, 48, 64) and flipped["f01"].shape == (2, 48, 64)
+    torch.testing.assert_close(flipped["f01"][0], sample["f01"][1].T)
+    for s in (sample, flipped):
+        visible = -torch.nn.functional.max_pool2d(-s["v01"][None, None], 5, 1, 2)[0, 0]
+        warped = backward_warp(s["i1"][None], s["f01"][None])[0]
+        assert ((warped - s["i0"]).abs().mean(0) * visible).sum() / visible.sum() < 0.02
+    assert transposed(flipped)["f01"].equal(sample["f01"])
+
+
 def test_the_huber_end_point_error_is_quadratic_below_delta_and_linear_above() -> None:
     label = torch.zeros(1, 2, 1, 3)
     flow = torch.tensor([[[[0.0, 0.3, 3.0]], [[0.0, 0.4, 4.0]]]])  # distances 0, 0.5, 5
@@ -321,8 +344,10 @@ def test_the_flow_labels_of_synthetic_validation_belong_to_its_scenes(data_cache
 def test_the_flow_signal_settings_default_by_flow_source() -> None:
     network = TrainConfig()
     assert network.model.flow == "network" and network.background_ripple == 0.25 and network.adam_eps == 1e-12
+    assert network.transpose == 0.5
     dis = TrainConfig.from_dict({"flow": "dis"})
     assert dis.background_ripple == 0.0 and dis.adam_eps == 1e-8  # as the shipped DIS model was trained
+    assert dis.transpose == 0.0 and dis.flow_head_lr == 1.0
     assert TrainConfig.from_dict({"flow": "dis", "background_ripple": 0.5}).background_ripple == 0.5
     assert TrainConfig.from_dict(network.to_dict()) == network
     assert network.losses.flow_huber == 1.0 and network.locked_off == 0.25

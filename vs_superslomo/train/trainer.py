@@ -50,8 +50,8 @@ _MODEL_KEYS = {f.name for f in fields(ModelConfig)}
 # per batch, nor with its deep layers' first gradients (~1e-12) below Adam's default eps (model card,
 # "two-network model"); DIS models have no flow U-Net and keep the settings they were trained with.
 _FLOW_SOURCE_DEFAULTS: dict[str, dict[str, float]] = {
-    "network": {"background_ripple": 0.25, "adam_eps": 1e-12, "flow_head_lr": 1.0},
-    "dis": {"background_ripple": 0.0, "adam_eps": 1e-8, "flow_head_lr": 1.0},
+    "network": {"background_ripple": 0.25, "transpose": 0.5, "adam_eps": 1e-12, "flow_head_lr": 1.0},
+    "dis": {"background_ripple": 0.0, "transpose": 0.0, "adam_eps": 1e-8, "flow_head_lr": 1.0},
 }
 
 
@@ -74,6 +74,7 @@ class TrainConfig:
     max_cutouts: int | None = None
     locked_off: float = 0.25  # share of synthetic scenes with a still camera
     background_ripple: float | None = None  # smooth non-rigid background motion, as a share of the shift
+    transpose: float | None = None  # share of synthetic samples with x and y exchanged
     adam_eps: float | None = None
     flow_head_lr: float | None = None  # learning-rate multiplier of the flow U-Net's output layer
     losses: LossWeights = field(default_factory=LossWeights)
@@ -307,7 +308,8 @@ class Run:
         if state is not None:
             self._restore(state)
         self.ranges = MotionRanges(locked_off=self.cfg.locked_off,
-                                   background_ripple=self.cfg.setting("background_ripple"))
+                                   background_ripple=self.cfg.setting("background_ripple"),
+                                   transpose=self.cfg.setting("transpose"))
         self.data = TrainingBatches(self.cfg.crop, self.cfg.synthetic_fraction, self.ranges, self.cfg.max_cutouts)
         self.per_rank_batch = max(1, self.cfg.batch // place.world)
         self.baseline: dict[str, Any] | None = None
