@@ -2,7 +2,7 @@
 
 State (weights, optimizer, schedule, step, RNG) lives in ``DIR/state.pt`` outside git; the best
 weights by validation PSNR are exported to ``DIR/best.safetensors`` with provenance. Runs unchanged
-under ``torchrun`` (DistributedDataParallel); on the CPU it uses every core.
+under ``torchrun`` (DistributedDataParallel); on the CPU it uses every core unless ``--threads`` says otherwise.
 """
 
 from __future__ import annotations
