@@ -19,8 +19,18 @@ from vs_superslomo import Interpolator, load_model
 from vs_superslomo.checkpoint import provenance_of
 from vs_superslomo.network import ModelConfig, SuperSloMo, UNet, backward_warp
 from vs_superslomo.train import sources
-from vs_superslomo.train.losses import LossWeights, total_loss
-from vs_superslomo.train.synthetic import MotionRanges, PhotoBank, random_scene, synthetic_sample
+from vs_superslomo.train.dataset import FlowItem, synthetic_flow_validation, synthetic_validation
+from vs_superslomo.train.losses import LossWeights, end_point_error, end_point_ratio, total_loss
+from vs_superslomo.train.synthetic import (
+    MotionRanges,
+    PhotoBank,
+    random_ripple,
+    random_scene,
+    synthetic_sample,
+    transposed,
+)
+from vs_superslomo.train.trainer import TrainConfig
+from vs_superslomo.train.validate import flow_ratio
 from vs_superslomo.train.width import narrow_unet, widen_unet
 
 
@@ -127,7 +137,7 @@ def test_training_resumes_from_its_saved_step_and_exports_loadable_weights(data_
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"width": 4, "crop": 32, "batch": 2, "val_every": 3, "steps": 100}))
     out = tmp_path / "run"
-    first = _train(out, config, "--max-steps", "3")
+    first = _train(out, config, "--max-steps", "3", "--threads", "1")
     assert first.returncode == 0, first.stderr
     state = torch.load(out / "state.pt", weights_only=True)
     assert state["step"] == 3
@@ -139,6 +149,7 @@ def test_training_resumes_from_its_saved_step_and_exports_loadable_weights(data_
     assert steps == [3, 6] or steps[0] == 3  # validation at step 3, nothing repeated after resuming
     baseline = records[0]["classical_baseline"]  # the classical DIS baseline beside the model's scores
     assert set(baseline) == set(records[0]["validation"]) and baseline["real_x2"]["psnr"] > 10
+    assert 0 < records[0]["flow_ratio"] < 10  # the flow U-Net's end-point error over zero flow's
     assert first.stdout == second.stdout == ""
     model = load_model(out / "best.safetensors")
     assert model.config.width == 4
@@ -246,3 +257,117 @@ def test_every_config_file_is_a_valid_run_and_crops_fit_the_unet_scale() -> None
         assert cfg.crop % round(32 / cfg.model.unet_scale) == 0, path.name
     with pytest.raises(ValueError, match="multiple of 64"):
         TrainConfig.from_dict({"unet_scale": 0.5, "crop": 224})
+
+
+def _rippled_scenes(count: int, locked_off: float = 0.0) -> list:
+    bank = PhotoBank(_photos(), [])
+    rng = np.random.default_rng(7)
+    ranges = MotionRanges(max_shift=24.0, max_objects=0, brightness=0.0, locked_off=locked_off, background_ripple=0.5)
+    return [random_scene(bank, rng, 96, ranges) for _ in range(count)]
+
+
+def test_a_ripple_is_inverted_to_float_precision() -> None:
+    ripple = random_ripple(np.random.default_rng(0), 96, 16.0)
+    assert 0 < ripple.lipschitz() <= 0.45
+    ys, xs = np.meshgrid(np.arange(-20.0, 120.0, 7.0), np.arange(-20.0, 120.0, 7.0), indexing="ij")
+    target = np.stack((xs, ys))
+    for t in (0.3, 1.0):
+        y = ripple.solve(target, t)
+        assert np.abs(y + t * ripple.at(y) - target).max() < 1e-6
+
+
+def test_rippled_backgrounds_move_non_rigidly_and_their_flow_labels_are_exact() -> None:
+    for scene in _rippled_scenes(3):
+        assert scene.layers[0].ripple is not None
+        frame0, frame1 = scene.render(0.0)[0], scene.render(1.0)[0]
+        f01, f10 = scene.flow(0.0, 1.0), scene.flow(1.0, 0.0)
+        visible = scene.visible(0.0, 1.0)
+        visible[:4], visible[-4:], visible[:, :4], visible[:, -4:] = 0, 0, 0, 0
+        assert visible.sum() > 2000
+        warped = backward_warp(frame1[None], f01[None])[0]  # frame 1 sampled where frame 0's content went
+        assert ((warped - frame0).abs().mean(0) * visible).sum() / visible.sum() < 0.01
+        back = backward_warp(f10[None], f01[None])[0]  # there and back again
+        assert ((f01 + back).norm(dim=0) * visible).sum() / visible.sum() < 0.01
+        # not one rigid motion: the flow's spread over the frame exceeds a pixel
+        assert float(f01[:, visible > 0].std(dim=1).norm()) > 0.5
+
+
+def test_locked_off_scenes_keep_their_background_still_even_with_ripples() -> None:
+    for scene in _rippled_scenes(2, locked_off=1.0):
+        assert scene.layers[0].ripple is None
+        still = scene.flow(0.0, 1.0)[:, scene.render(0.0)[1] == 0]
+        assert still.abs().max() < 1e-4
+
+
+def test_a_transposed_sample_keeps_exact_labels() -> None:
+    bank = PhotoBank(_photos(), [])
+    ranges = MotionRanges(max_shift=12.0, max_objects=0, brightness=0.0, noise=0.0, blur=0.0)
+    sample = synthetic_sample(bank, np.random.default_rng(2), 64, ranges)
+    for key in ("i0", "i1", "f01", "v01"):  # not square, so that a wrong axis shows
+        sample[key] = sample[key][..., :48]
+    flipped = transposed(sample)
+    assert flipped["i0"].shape == (3, 48, 64) and flipped["f01"].shape == (2, 48, 64)
+    torch.testing.assert_close(flipped["f01"][0], sample["f01"][1].T)
+    for s in (sample, flipped):
+        visible = -torch.nn.functional.max_pool2d(-s["v01"][None, None], 5, 1, 2)[0, 0]
+        warped = backward_warp(s["i1"][None], s["f01"][None])[0]
+        assert ((warped - s["i0"]).abs().mean(0) * visible).sum() / visible.sum() < 0.02
+    assert transposed(flipped)["f01"].equal(sample["f01"])
+
+
+def test_the_huber_end_point_error_is_quadratic_below_delta_and_linear_above() -> None:
+    label = torch.zeros(1, 2, 1, 3)
+    flow = torch.tensor([[[[0.0, 0.3, 3.0]], [[0.0, 0.4, 4.0]]]])  # distances 0, 0.5, 5
+    torch.testing.assert_close(end_point_error(flow, label), torch.tensor([[[0.0, 0.5, 5.0]]]))
+    torch.testing.assert_close(end_point_error(flow, label, huber=1.0), torch.tensor([[[0.0, 0.125, 4.5]]]))
+    flow.requires_grad_(True)
+    end_point_error(flow, label, huber=1.0).sum().backward()
+    assert flow.grad is not None and torch.isfinite(flow.grad).all()  # also at zero distance
+
+
+def test_the_flow_ratio_is_one_for_zero_flow_and_zero_for_the_true_flow() -> None:
+    label = torch.randn(2, 2, 8, 8)
+    valid = (torch.rand(2, 8, 8) > 0.3).float()
+    assert end_point_ratio(torch.zeros_like(label), label, valid) == pytest.approx(1.0)
+    assert end_point_ratio(label, label, valid) == 0.0
+    assert end_point_ratio(2 * label, label, valid) == pytest.approx(1.0)
+    wrong_where_invalid = label + 5 * (1 - valid)[:, None]
+    assert end_point_ratio(wrong_where_invalid, label, valid) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_dis_model_has_a_flow_ratio_well_below_one_on_a_rippled_scene(tiny_dis_model_path: Path) -> None:
+    items = [FlowItem(s.render(0.0)[0], s.render(1.0)[0], s.flow(0.0, 1.0), s.visible(0.0, 1.0))
+             for s in _rippled_scenes(2)]
+    assert flow_ratio(load_model(tiny_dis_model_path), items) < 0.5
+    zero_flow = SuperSloMo(ModelConfig(width=2))  # an untrained flow U-Net's output is close to zero
+    assert 0.9 < flow_ratio(zero_flow, items) < 1.5
+
+
+def test_the_flow_labels_of_synthetic_validation_belong_to_its_scenes(data_cache: Path) -> None:
+    frames = synthetic_validation(2, count=2, size=64)
+    flows = synthetic_flow_validation(2, count=2, size=64)
+    for item, flow in zip(frames, flows, strict=True):
+        assert torch.equal(item.frame0, flow.frame0) and torch.equal(item.frame1, flow.frame1)
+        assert flow.flow.shape == (2, 64, 64) and flow.valid.shape == (64, 64) and flow.valid.sum() > 0
+
+
+def test_the_flow_signal_settings_default_by_flow_source() -> None:
+    network = TrainConfig()
+    assert network.model.flow == "network" and network.background_ripple == 0.25 and network.adam_eps == 1e-12
+    assert network.transpose == 0.5
+    dis = TrainConfig.from_dict({"flow": "dis"})
+    assert dis.background_ripple == 0.0 and dis.adam_eps == 1e-8  # as the shipped DIS model was trained
+    assert dis.transpose == 0.0 and dis.flow_head_lr == 1.0
+    assert TrainConfig.from_dict({"flow": "dis", "background_ripple": 0.5}).background_ripple == 0.5
+    assert TrainConfig.from_dict(network.to_dict()) == network
+    assert network.losses.flow_huber == 1.0 and network.locked_off == 0.25
+    with pytest.raises(ValueError, match="locked_off"):
+        TrainConfig.from_dict({"locked_off": 1.5})
+
+
+def test_set_changes_one_loss_weight_and_refuses_unknown_ones() -> None:
+    cfg = TrainConfig().with_setting("losses.flow", 0.1)
+    assert cfg.losses.flow == 0.1 and cfg.losses.warping == LossWeights().warping
+    for key in ("losses.nope", "losses", "nope"):
+        with pytest.raises(ValueError, match="unknown config field"):
+            TrainConfig().with_setting(key, 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from torch import Tensor
 
 from ..methods import ValidationItem
 from . import sources
-from .synthetic import MotionRanges, PhotoBank, synthetic_sample
+from .synthetic import MotionRanges, PhotoBank, Scene, random_scene, synthetic_sample
 
 # The validation set is fixed by this seed (synthetic scenes) and by the clip-level split in sources.
 VALIDATION_SEED = 20261125
@@ -146,27 +147,49 @@ def real_validation(factor: int, windows_per_clip: int = 6, step: int = 1) -> li
     return items
 
 
-def synthetic_validation(factor: int, count: int = 12, size: int = 256) -> list[ValidationItem]:
-    """A fixed set of synthetic scenes from held-out photos (seeded by VALIDATION_SEED).
+def _validation_scenes(factor: int, count: int, size: int) -> Iterator[Scene]:
+    """The fixed synthetic validation scenes from held-out photos (seeded by VALIDATION_SEED).
 
     Scenes where nothing moves by a pixel are drawn again: they test no interpolation, and blending
     reproduces a pure brightness ramp exactly, a capped 100 dB that would outweigh every other scene
     in the mean.
     """
-    from .synthetic import random_scene
-
     bank = photo_bank("val")
     rng = np.random.default_rng(VALIDATION_SEED + factor)
     ranges = MotionRanges(max_shift=32.0, noise=0.0)
-    items: list[ValidationItem] = []
-    while len(items) < count:
+    found = 0
+    while found < count:
         scene = random_scene(bank, rng, size, ranges)
         if float(scene.flow(0.0, 1.0).abs().max()) < 1.0:
             continue
+        found += 1
+        yield scene
+
+
+def synthetic_validation(factor: int, count: int = 12, size: int = 256) -> list[ValidationItem]:
+    """The synthetic validation scenes' frames: inputs at 0 and 1, targets at the ``factor``-th steps."""
+    items = []
+    for scene in _validation_scenes(factor, count, size):
         frames = [scene.render(j / factor)[0] for j in range(factor + 1)]
         items.append(ValidationItem("synthetic", frames[0], frames[-1], frames[1:-1],
                                     [j / factor for j in range(1, factor)]))
     return items
+
+
+@dataclass
+class FlowItem:
+    """Two frames, the true flow F0->1 and where it is valid (content visible in both frames)."""
+
+    frame0: Tensor  # (3, H, W)
+    frame1: Tensor
+    flow: Tensor  # (2, H, W) pixels
+    valid: Tensor  # (H, W) 0 or 1
+
+
+def synthetic_flow_validation(factor: int = 2, count: int = 12, size: int = 256) -> list[FlowItem]:
+    """The flow labels of the same scenes as ``synthetic_validation(factor)``."""
+    return [FlowItem(scene.render(0.0)[0], scene.render(1.0)[0], scene.flow(0.0, 1.0), scene.visible(0.0, 1.0))
+            for scene in _validation_scenes(factor, count, size)]
 
 
 class TrainingBatches:

@@ -34,6 +34,26 @@ def smoothness(flow: Tensor) -> Tensor:
     return (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean() + (flow[..., :, 1:] - flow[..., :, :-1]).abs().mean()
 
 
+def end_point_error(flow: Tensor, label: Tensor, huber: float = 0.0) -> Tensor:
+    """Per-pixel end-point error (N, H, W); with ``huber`` > 0 (pixels) it is quadratic below that distance.
+
+    Plain L1 pulls towards the median label, which is exactly zero wherever many pixels do not move
+    (locked-off scenes): the flow U-Net then settles on zero flow and never leaves it. The Huber form
+    keeps a gradient proportional to the error near zero.
+    """
+    distance = torch.linalg.vector_norm(flow - label, dim=1)
+    if huber <= 0:
+        return distance
+    return torch.where(distance < huber, 0.5 * distance * distance / huber, distance - 0.5 * huber)
+
+
+def end_point_ratio(flow: Tensor, label: Tensor, valid: Tensor) -> float:
+    """Mean end-point error over that of zero flow, on valid pixels: 1.0 for zero flow, 0 for the label."""
+    error = (torch.linalg.vector_norm(flow - label, dim=1) * valid).sum()
+    zero = (torch.linalg.vector_norm(label, dim=1) * valid).sum()
+    return float(error / zero.clamp_min(1e-12))
+
+
 @dataclass(frozen=True)
 class LossWeights:
     reconstruction: float = 1.0
@@ -41,6 +61,7 @@ class LossWeights:
     warping: float = 0.4
     smoothness: float = 0.01
     flow: float = 0.01  # end-point error against true flows (synthetic samples only)
+    flow_huber: float = 1.0  # pixels; 0 gives the plain L1 end-point error
 
 
 def total_loss(
@@ -61,8 +82,8 @@ def total_loss(
     has = batch["has_flow"].view(-1, 1, 1)
     epe = torch.zeros((), device=pred.device)
     if float(has.sum()) > 0:
-        e01 = torch.linalg.vector_norm(f01 - batch["f01"], dim=1) * batch["v01"]
-        e10 = torch.linalg.vector_norm(f10 - batch["f10"], dim=1) * batch["v10"]
+        e01 = end_point_error(f01, batch["f01"], weights.flow_huber) * batch["v01"]
+        e10 = end_point_error(f10, batch["f10"], weights.flow_huber) * batch["v10"]
         denom = (has * (batch["v01"] + batch["v10"])).sum().clamp_min(1.0)
         epe = ((e01 + e10) * has).sum() / denom
     w = weights

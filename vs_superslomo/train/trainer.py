@@ -2,7 +2,7 @@
 
 State (weights, optimizer, schedule, step, RNG) lives in ``DIR/state.pt`` outside git; the best
 weights by validation PSNR are exported to ``DIR/best.safetensors`` with provenance. Runs unchanged
-under ``torchrun`` (DistributedDataParallel); on the CPU it uses every core.
+under ``torchrun`` (DistributedDataParallel); on the CPU it uses every core unless ``--threads`` says otherwise.
 """
 
 from __future__ import annotations
@@ -27,17 +27,32 @@ from ..checkpoint import load_model, provenance_of, save_model
 from ..flows import compute_flows
 from ..methods import ValidationItem, classical_method, score_method
 from ..network import SIZE_MULTIPLE, ModelConfig, SuperSloMo, Synthesis
-from .dataset import VALIDATION_SEED, TrainingBatches, real_validation, synthetic_validation
+from .dataset import (
+    VALIDATION_SEED,
+    FlowItem,
+    TrainingBatches,
+    real_validation,
+    synthetic_flow_validation,
+    synthetic_validation,
+)
 from .losses import LossWeights, total_loss
 from .sources import CLIPS, PHOTO_GLOBS, STAMP_GLOB
 from .synthetic import MotionRanges
-from .validate import Score, model_scores
+from .validate import Score, flow_ratio, model_scores
 from .width import transfer_unet
 
 # The model a run trains unless its config says otherwise: ModelConfig's fields sit at the top level of
 # a config file ({"width": 4, "flow": "dis", ...}) next to the training fields.
 DEFAULT_RUN_MODEL = ModelConfig(width=8, resample="bicubic", flow="network")
 _MODEL_KEYS = {f.name for f in fields(ModelConfig)}
+
+# What a field left at None means, by flow source. A flow U-Net learns no motion from a few rigid motions
+# per batch, nor with its deep layers' first gradients (~1e-12) below Adam's default eps (model card,
+# "two-network model"); DIS models have no flow U-Net and keep the settings they were trained with.
+_FLOW_SOURCE_DEFAULTS: dict[str, dict[str, float]] = {
+    "network": {"background_ripple": 0.25, "transpose": 0.5, "adam_eps": 1e-12, "flow_head_lr": 1.0},
+    "dis": {"background_ripple": 0.0, "transpose": 0.0, "adam_eps": 1e-8, "flow_head_lr": 1.0},
+}
 
 
 @dataclass
@@ -57,13 +72,27 @@ class TrainConfig:
     val_every: int = 500
     seed: int = 1
     max_cutouts: int | None = None
+    locked_off: float = 0.25  # share of synthetic scenes with a still camera
+    background_ripple: float | None = None  # smooth non-rigid background motion, as a share of the shift
+    transpose: float | None = None  # share of synthetic samples with x and y exchanged
+    adam_eps: float | None = None
+    flow_head_lr: float | None = None  # learning-rate multiplier of the flow U-Net's output layer
     losses: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
+        for key in _FLOW_SOURCE_DEFAULTS[self.model.flow]:
+            setattr(self, key, self.setting(key))
+        if not 0 <= self.locked_off <= 1:
+            raise ValueError(f"locked_off must be between 0 and 1, got {self.locked_off}")
         multiple = round(SIZE_MULTIPLE / self.model.unet_scale)
         if self.crop % multiple:
             raise ValueError(f"crop must be a multiple of {multiple} with unet_scale {self.model.unet_scale}, "
                              f"got {self.crop}")
+
+    def setting(self, key: str) -> float:
+        """A field that defaults by flow source (``_FLOW_SOURCE_DEFAULTS``), resolved."""
+        value = getattr(self, key)
+        return float(_FLOW_SOURCE_DEFAULTS[self.model.flow][key] if value is None else value)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -83,10 +112,14 @@ class TrainConfig:
         return {**asdict(self.model), **flat}
 
     def with_setting(self, key: str, value: Any) -> TrainConfig:
-        """A copy with one flat field changed (``--set``)."""
-        if key == "losses" or key not in self.to_dict():
+        """A copy with one flat field, or one loss weight (``losses.flow``), changed (``--set``)."""
+        data = self.to_dict()
+        group, _, name = key.partition(".")
+        if group == "losses" and name in data["losses"]:
+            return TrainConfig.from_dict({**data, "losses": {**data["losses"], name: value}})
+        if key == "losses" or key not in data:
             raise ValueError(f"unknown config field {key!r}")
-        return TrainConfig.from_dict({**self.to_dict(), key: value})
+        return TrainConfig.from_dict({**data, key: value})
 
 
 class _TrainingForward(nn.Module):
@@ -120,6 +153,7 @@ def _validation_items(windows_per_clip: int) -> dict[str, list[ValidationItem]]:
 
 
 def validate(model: SuperSloMo, windows_per_clip: int = 6) -> dict[str, dict[str, Score]]:
+    """PSNR/SSIM per validation set; ``flow_ratio`` over ``synthetic_flow_validation()`` is logged beside it."""
     return {name: model_scores(model, items) for name, items in _validation_items(windows_per_clip).items()}
 
 
@@ -150,6 +184,7 @@ def _parser() -> argparse.ArgumentParser:
                         "exists)")
     parser.add_argument("--minutes", type=float, help="stop (and save) after this much wall time")
     parser.add_argument("--max-steps", type=int, help="stop (and save) at this step")
+    parser.add_argument("--threads", type=int, help="torch threads on the CPU (default: every core)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="change a config field, also on resume (VALUE is JSON), e.g. --set steps=4800 to "
                              "end the cosine learning-rate decay by the end of a session")
@@ -165,7 +200,7 @@ class Placement:
     world: int
 
     @classmethod
-    def start(cls) -> Placement:
+    def start(cls, threads: int | None = None) -> Placement:
         distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
         if distributed:
@@ -174,7 +209,7 @@ class Placement:
                 device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
                 torch.cuda.set_device(device)
         elif device.type == "cpu":
-            torch.set_num_threads(os.cpu_count() or 1)
+            torch.set_num_threads(threads or os.cpu_count() or 1)
         return cls(device, dist.get_rank() if distributed else 0, dist.get_world_size() if distributed else 1)
 
     @property
@@ -235,6 +270,21 @@ def _config(args: argparse.Namespace, state: dict[str, Any] | None) -> TrainConf
     return cfg
 
 
+def _parameter_groups(model: SuperSloMo, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """One group, or two when the flow U-Net's output layer learns faster (``flow_head_lr``).
+
+    That layer's outputs are pixels, up to tens of them, where every other layer works at unit scale; Adam
+    moves each weight by about the learning rate per step whatever its gradient, so at the common rate the
+    flows grow too slowly to follow the labels.
+    """
+    scale = cfg.setting("flow_head_lr")
+    if model.flow_net is None or scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    head = list(model.flow_net.conv3.parameters())
+    rest = [p for p in model.parameters() if all(p is not h for h in head)]
+    return [{"params": rest}, {"params": head, "lr_scale": scale}]
+
+
 class Run:
     """One training run: model, optimizer, data and progress, saved and resumed as a whole."""
 
@@ -252,14 +302,18 @@ class Run:
         if place.distributed:
             device_ids = [place.device.index] if place.device.type == "cuda" else None
             self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=device_ids)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=1e-4)
+        self.optimizer = torch.optim.AdamW(_parameter_groups(self.model, self.cfg), lr=self.cfg.lr,
+                                           weight_decay=1e-4, eps=self.cfg.setting("adam_eps"))
         self.rng = np.random.default_rng(self.cfg.seed + 1000 * place.rank)
         if state is not None:
             self._restore(state)
-        self.ranges = MotionRanges()
+        self.ranges = MotionRanges(locked_off=self.cfg.locked_off,
+                                   background_ripple=self.cfg.setting("background_ripple"),
+                                   transpose=self.cfg.setting("transpose"))
         self.data = TrainingBatches(self.cfg.crop, self.cfg.synthetic_fraction, self.ranges, self.cfg.max_cutouts)
         self.per_rank_batch = max(1, self.cfg.batch // place.world)
         self.baseline: dict[str, Any] | None = None
+        self.flow_items: list[FlowItem] | None = None
 
     def _restore(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -300,7 +354,7 @@ class Run:
         cfg, step = self.cfg, self.progress.step
         self.ranges.max_shift = cfg.shift_start + (cfg.shift_end - cfg.shift_start) * min(1.0, step / cfg.shift_steps)
         for group in self.optimizer.param_groups:
-            group["lr"] = _lr_at(cfg, step)
+            group["lr"] = _lr_at(cfg, step) * group.get("lr_scale", 1.0)
         batch = {k: v.to(self.place.device) for k, v in self.data.batch(self.rng, self.per_rank_batch).items()}
         syn, f01, f10 = self.forward(batch["i0"], batch["i1"], batch["t"])
         epe_fade = max(0.0, 1.0 - step / cfg.flow_supervision_steps)
@@ -317,8 +371,11 @@ class Run:
             self.baseline = _summary(classical_baseline())
         scores = validate(self.model)
         score = _validation_score(scores)
+        if self.flow_items is None:
+            self.flow_items = synthetic_flow_validation()
+        ratio = flow_ratio(self.model, self.flow_items)
         _log(self.out, {"step": self.progress.step, "validation": _summary(scores), "score": round(score, 3),
-                        "classical_baseline": self.baseline})
+                        "flow_ratio": round(ratio, 4), "classical_baseline": self.baseline})
         save_model(self.model, self.out / "last.safetensors", self.provenance(scores))
         if score > self.progress.best:
             self.progress.best = score
@@ -340,7 +397,7 @@ class Run:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    place = Placement.start()
+    place = Placement.start(args.threads)
     run = Run(args, place)
     stop_at = time.monotonic() + 60 * args.minutes if args.minutes else math.inf
     last_step = min(run.cfg.steps, args.max_steps) if args.max_steps else run.cfg.steps
