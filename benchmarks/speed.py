@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from busy_core import blending_ms  # benchmarks/ is this script's folder, so on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "examples" / "media" / "city_cc0_2s.mkv"
@@ -48,15 +48,6 @@ METHODS = {
     "ours, fast": "core.slomo.Interpolate(clip, factor={factor}, dis_preset='fast').set_output()\n",
     "mvtools": "from vs_superslomo.methods import mvtools_flowfps\nmvtools_flowfps(clip, 25 * {factor}).set_output()\n",
 }
-
-
-def blending_ms(width: int = 1280, height: int = 720) -> float:
-    """numpy's (1 - t) a + t b on float32 RGB frames: the day's yardstick of this machine's speed."""
-    a, b = (np.random.rand(height, width, 3).astype(np.float32) for _ in range(2))
-    start = time.perf_counter()
-    for _ in range(20):
-        (1 - 0.5) * a + 0.5 * b
-    return (time.perf_counter() - start) / 20 * 1000
 
 
 def run_vspipe(script: str, env: dict[str, str]) -> tuple[float, int, float]:
@@ -167,9 +158,9 @@ def main() -> int:
     if args.model:
         env["VS_SUPERSLOMO_MODEL"] = str(Path(args.model).resolve())
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}; "
-          f"numpy blending of a 1280x720 frame: {blending_ms():.2f} ms")
+          f"numpy blending of a 1280x720 frame: {blending_ms(1280, 720, reps=20):.2f} ms")
     print_table(measure(args, env), args)
-    print(f"numpy blending of a 1280x720 frame after the table: {blending_ms():.2f} ms")
+    print(f"numpy blending of a 1280x720 frame after the table: {blending_ms(1280, 720, reps=20):.2f} ms")
     print("\nOne new 1280x720 frame at factor 2, one torch thread, in-process (ms):")
     for part, ms in cost_split(args.model).items():
         print(f"- {part}: {ms:.0f}")
