@@ -35,9 +35,10 @@ class Timed:
         self.seconds = 0.0
         self.frames = 0
 
-    def __call__(self, frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> Sequence[Tensor]:
+    def __call__(self, frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
+                 after: Tensor | None = None) -> Sequence[Tensor]:
         start = time.perf_counter()
-        out = self.method(frame0, frame1, timesteps)
+        out = self.method(frame0, frame1, timesteps, before, after)
         self.seconds += time.perf_counter() - start
         self.frames += len(timesteps)
         return out
@@ -58,8 +59,8 @@ def hardest_crop(items: list[ValidationItem], methods: dict[str, Method], size: 
     pooled = torch.nn.functional.avg_pool2d(err[None, None], size, stride=16)[0, 0]
     y, x = divmod(int(pooled.argmax()), pooled.shape[1])
     y, x = y * 16, x * 16
-    panels = [("truth", item.targets[0])] + [(name, m(item.frame0, item.frame1, item.timesteps)[0])
-                                             for name, m in methods.items()]
+    inputs = (item.frame0, item.frame1, item.timesteps, item.before, item.after)
+    panels = [("truth", item.targets[0])] + [(name, m(*inputs)[0]) for name, m in methods.items()]
     canvas = Image.new("RGB", (size * len(panels), size + 20), "black")
     draw = ImageDraw.Draw(canvas)
     for k, (name, frame) in enumerate(panels):

@@ -207,7 +207,8 @@ VS_EXTERNAL_API(void) VapourSynthPluginInit2(VSPlugin *plugin, const VSPLUGINAPI
         "Interpolate",
         "clip:vnode;factor:int:opt;fps_num:int:opt;fps_den:int:opt;model:data:opt;device:data:opt;"
         "fp16:int:opt;flow_scale:float:opt;sc:int:opt;sc_threshold:float:opt;threads:int:opt;dis_preset:data:opt;"
-        "timecodes:data:opt;dedup:int:opt;dedup_threshold:float:opt;dedup_max_run:int:opt;fallback:int:opt;",
+        "timecodes:data:opt;dedup:int:opt;dedup_threshold:float:opt;dedup_max_run:int:opt;fallback:int:opt;"
+        "quadratic:int:opt;",
         "clip:vnode;", interpolate_create, state, plugin);
     vspapi->registerFunction("Register", "func:func:opt;", "", register_create, state, plugin);
 }

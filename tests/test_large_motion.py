@@ -104,6 +104,21 @@ def test_small_motion_keeps_plain_dis_bit_for_bit_and_never_falls_back(engine: I
     assert torch.equal(engine.interpolate_tensors(a, b, [0.5]), without.interpolate_tensors(a, b, [0.5]))
 
 
+def test_inconsistent_flows_fall_back_only_where_the_halfway_warps_disagree() -> None:
+    # Content moves 12 px left; F0->1 also says 12 px down, so the flows never return home. Along vertical
+    # stripes the vertical part is unobservable (the aperture problem): both frames carried halfway agree and
+    # the output is right, so nothing falls back. On texture the same flows are garbage, and it falls back.
+    f01 = torch.tensor([-12.0, 12.0]).view(1, 2, 1, 1).expand(1, 2, 160, 214)
+    f10 = torch.tensor([12.0, 0.0]).view(1, 2, 1, 1).expand(1, 2, 160, 214)
+    stripes = np.repeat(TEXTURE[300:301, 500:714], 160, axis=0)
+    moved = np.repeat(TEXTURE[300:301, 512:726], 160, axis=0)
+    weight = fallback_map(f01, f10, _tensor(stripes), _tensor(moved))
+    assert float(weight[..., 16:].max()) < 0.05  # (the 12 px that leave the frame have no match)
+    textured = [_tensor(_render(214, 160, 0, 0)), _tensor(_render(214, 160, -12, 0))]
+    assert float(fallback_map(f01, f10, *textured).min()) > 0.95
+    assert float(fallback_map(f01, f10).min()) > 0.95  # without the frames the flows alone decide
+
+
 def _two_frame_clip(frames: list[np.ndarray]) -> vs.VideoNode:
     h, w = frames[0].shape[:2]
     base = core.std.BlankClip(width=w, height=h, format=vs.RGBS, length=len(frames), fpsnum=12, fpsden=1)
@@ -149,3 +164,17 @@ def test_a_missed_cut_falls_back_to_blending_and_says_so() -> None:
 
 def test_a_missed_cut_between_whole_photographs_falls_back() -> None:
     _missed_cut(_photo(skdata.astronaut()), _photo(skdata.coffee()))
+
+
+@pytest.mark.parametrize("quadratic", [True, False])
+def test_an_accelerating_pan_lands_on_its_parabola_through_the_frames_around_the_pair(quadratic: bool) -> None:
+    # Content at x(k) = 10 k + 8 k^2 px in source frames k = -1, 0, 1, 2 (a camera speeding up): halfway between
+    # frames 0 and 1 it is at 7 px, where a straight path puts it at 9. The filter brings in frames -1 and 2.
+    positions = [-2.0, 0.0, 18.0, 52.0]
+    clip = _two_frame_clip([_render(640, 360, x, 0) for x in positions])
+    out = interpolate(clip, factor=2, quadratic=quadratic)
+    middle = _planes(out.get_frame(3))  # between source frames 1 and 2
+    if quadratic:
+        assert _oracle_error(middle, _render(640, 360, 7, 0)) <= 0.5
+    else:
+        assert _oracle_error(middle, _render(640, 360, 9, 0)) <= 0.5

@@ -8,7 +8,13 @@ import torch.nn.functional as F
 from conftest import make_model
 
 from vs_superslomo import ModelConfig, SuperSloMo
-from vs_superslomo.network import approximate_flows, backward_warp
+from vs_superslomo.network import (
+    Acceleration,
+    approximate_flows,
+    backward_warp,
+    consistency_trust,
+    quadratic_acceleration,
+)
 
 
 def test_paper_width_has_39_6_million_parameters() -> None:
@@ -160,3 +166,50 @@ def test_unet_scale_is_refused_unless_a_supported_power_of_two() -> None:
     with pytest.raises(ValueError, match="unet_scale"):
         ModelConfig(unet_scale=0.3)
     assert ModelConfig.from_json('{"unet_scale": 0.5}').unet_scale == 0.5
+
+
+def test_a_fresh_consistency_model_fuses_by_the_warps_forward_backward_trust() -> None:
+    # A block moves 16 px right over a still background. At t = 1/2, background it covers by then is seen in
+    # frame 0 only, background it uncovered in frame 1 only; at init (zero output layer) the visibility
+    # follows the flows' round-trip trust and knows which, where a plain model's is a constant 1/2.
+    i0, i1 = torch.rand(1, 3, 32, 96), torch.rand(1, 3, 32, 96)
+    f01, f10 = torch.zeros(1, 2, 32, 96), torch.zeros(1, 2, 32, 96)
+    f01[:, 0, :, 16:40] = 16.0  # the block in frame 0
+    f10[:, 0, :, 32:56] = -16.0  # the block in frame 1
+    t = torch.tensor([0.5])
+    net = SuperSloMo(ModelConfig(width=4, flow="dis", consistency=True)).eval()
+    assert net.interp_net.conv1.in_channels == 22
+    with torch.inference_mode():
+        out = net.synthesize(i0, i1, f01, f10, t)
+        shared = net.synthesize(i0, i1, f01, f10, t, net.pair_features(i0, i1, f01, f10))
+        plain = SuperSloMo(ModelConfig(width=4, flow="dis")).eval().synthesize(i0, i1, f01, f10, t)
+    assert torch.allclose(out.frame, shared.frame, atol=1e-5)
+    v0 = out.visibility_t0[0, 0]
+    assert float(v0[:, 50:54].min()) > 0.9  # covered by t = 1: from frame 0
+    assert float(v0[:, 18:22].max()) < 0.1  # uncovered: from frame 1
+    assert float(v0[:, 70:90].sub(0.5).abs().max()) < 1e-3  # still background: both
+    assert float(plain.visibility_t0[0, 0, :, 18:54].sub(0.5).abs().max()) < 0.1
+
+
+def test_trust_is_one_for_consistent_flows_and_a_half_a_pixel_off() -> None:
+    forward = torch.full((1, 2, 16, 16), 3.0)
+    assert torch.allclose(consistency_trust(forward, -forward), torch.ones(1, 1, 16, 16))
+    backward = -forward + torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)
+    assert torch.allclose(consistency_trust(forward, backward)[..., 4:12, 4:12], torch.full((1, 1, 8, 8), 0.5))
+
+
+def test_zero_acceleration_is_the_papers_approximation_and_acceleration_bends_it() -> None:
+    f01, f10 = torch.randn(2, 2, 8, 8) * 5, torch.randn(2, 2, 8, 8) * 5
+    t = torch.tensor([0.25, 0.5]).view(2, 1, 1, 1)
+    still = Acceleration(torch.zeros_like(f01), torch.zeros_like(f10))
+    for a, b in zip(approximate_flows(f01, f10, t), approximate_flows(f01, f10, t, still), strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    # Uniform motion x(k) = 10 k + 8 k^2: F0->1 = 18, F0->-1 = -2, F1->0 = -18, F1->2 = 34, trusted everywhere.
+    flow = lambda v: torch.tensor([v, 0.0]).view(1, 2, 1, 1).expand(1, 2, 4, 4)  # noqa: E731
+    one = torch.ones(1, 1, 4, 4)
+    bent = quadratic_acceleration(flow(18), flow(-2), 1.0, one, flow(-18), flow(34), 1.0, one)
+    ft0, ft1 = approximate_flows(flow(18), flow(-18), torch.tensor(0.5).view(1, 1, 1, 1), bent)
+    assert torch.allclose(ft0[:, 0], torch.full((1, 4, 4), -7.0))  # at t = 1/2 a pixel is at 7 px
+    assert torch.allclose(ft1[:, 0], torch.full((1, 4, 4), 11.0))
+    untrusted = quadratic_acceleration(flow(18), flow(-2), 1.0, 0 * one, flow(-18), flow(34), 1.0, 0 * one)
+    assert torch.count_nonzero(untrusted.of0) == 0 and torch.count_nonzero(untrusted.of1) == 0

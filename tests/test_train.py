@@ -19,7 +19,7 @@ from vs_superslomo import Interpolator, load_model
 from vs_superslomo.checkpoint import provenance_of
 from vs_superslomo.network import ModelConfig, SuperSloMo, UNet, backward_warp
 from vs_superslomo.train import sources
-from vs_superslomo.train.dataset import FlowItem, synthetic_flow_validation, synthetic_validation
+from vs_superslomo.train.dataset import FlowItem, synthetic_flow_validation, synthetic_validation, windows
 from vs_superslomo.train.losses import LossWeights, end_point_error, end_point_ratio, total_loss
 from vs_superslomo.train.synthetic import (
     MotionRanges,
@@ -371,3 +371,17 @@ def test_set_changes_one_loss_weight_and_refuses_unknown_ones() -> None:
     for key in ("losses.nope", "losses", "nope"):
         with pytest.raises(ValueError, match="unknown config field"):
             TrainConfig().with_setting(key, 1.0)
+
+
+def test_validation_windows_carry_the_inputs_one_window_around_them() -> None:
+    # Frame k is filled with k: windows of factor 4 start at frames 0, 8 and 15 of 20.
+    frames = np.arange(20, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8)
+    first, middle, last = windows("k", frames, 4, 3)
+
+    def index(x: torch.Tensor | None) -> int | None:
+        return None if x is None else round(float(x[0, 0, 0]) * 255)
+
+    assert [index(w.before) for w in (first, middle, last)] == [None, 4, 11]
+    assert [index(w.frame0) for w in (first, middle, last)] == [0, 8, 15]
+    assert [index(w.after) for w in (first, middle, last)] == [8, 16, None]
+    assert [index(w.after) for w in windows("k", frames, 4, 3, span=(0, 13))] == [8, 12, None]  # 16 is past it

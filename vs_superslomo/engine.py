@@ -22,17 +22,30 @@ from torch import Tensor
 
 from .fallback import fall_back, fallback_map
 from .flows import DEFAULT_DIS_PRESET, compute_flows
-from .network import SIZE_MULTIPLE, PairFeatures, SuperSloMo
+from .network import (
+    CONSISTENCY_PX,
+    SIZE_MULTIPLE,
+    Acceleration,
+    PairFeatures,
+    SuperSloMo,
+    consistency_trust,
+    quadratic_acceleration,
+)
 from .options import FLOW_SCALES, DisPreset, Options
 from .options import names as option_names
 
 __all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Rendered", "resolve_device", "usable_cpus"]
 
 PadMode = Literal["replicate", "reflect"]
-# Default number of frame pairs whose flows stay cached: the pairs of the frames being rendered at once and
-# the next one, read ahead. One 1080p pair holds its two padded frames, two flows, the U-Net's
-# half-resolution inputs and first-layer response and the fail-safe's map: ~120 MB with the shipped model.
-DEFAULT_CACHE_PAIRS = 3
+# Default number of frame pairs whose flows stay cached: the pairs of the frames being rendered at once, the
+# pairs before and after them (quadratic motion) and the next one, read ahead. One 1080p pair holds its two
+# padded frames, two flows, the U-Net's half-resolution inputs and first-layer response and the fail-safe's
+# map: ~120 MB with the shipped model.
+DEFAULT_CACHE_PAIRS = 4
+# A neighbouring pair that fell back over more than this share of its frame does not bend the motion.
+NEIGHBOUR_MAX_FALLBACK = 0.5
+# Quadratic motion is measured on blocks of this size.
+ACCELERATION_BLOCK = 4
 
 DIS_MIN_SIDE = 16
 
@@ -116,6 +129,23 @@ class _PairState:
     features: PairFeatures
     fallback: Tensor | None = None
     fallback_share: float = 0.0
+    # F0->1 and F1->0 averaged over ACCELERATION_BLOCK blocks, in block pixels (for quadratic motion).
+    block_flows: tuple[Tensor, Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The source frames around a pair, for quadratic motion (``Options.quadratic``): ``before`` comes
+    ``gap_before`` pair intervals before the pair's first frame, ``after`` ``gap_after`` after its second (1 for
+    constant frame rates), each with the flow-cache key of the pair it forms with the nearer frame. Either
+    may be None (a clip's ends, a scene cut): that side's motion stays straight."""
+
+    before: Tensor | None = None
+    after: Tensor | None = None
+    before_key: Hashable | None = None
+    after_key: Hashable | None = None
+    gap_before: float = 1.0
+    gap_after: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -222,6 +252,7 @@ class Interpolator:
         self.flow_scale = float(options.flow_scale)
         self.dis_preset: DisPreset = options.dis_preset or DEFAULT_DIS_PRESET
         self.fallback = options.fallback
+        self.quadratic = options.quadratic
         self.pad_mode: PadMode = pad_mode
         self.max_batch = max_batch
         # Flows at a reduced scale come from a flow network at that scale; the U-Net may run smaller still.
@@ -277,13 +308,14 @@ class Interpolator:
         h, w = rgb0.shape[-2:]
         f01, f10 = self._flows(i0, i1, (h, w))
         features = self.model.pair_features(i0, i1, f01, f10)
+        blocks = _block_flows(f01, f10) if self.quadratic else None
         if not self.fallback:
-            return _PairState(i0, i1, f01, f10, features)
+            return _PairState(i0, i1, f01, f10, features, block_flows=blocks)
         frames = [self.model.denormalize(x[..., :h, :w]) for x in (i0, i1)]
         weight = fallback_map(f01[..., :h, :w], f10[..., :h, :w], frames[0], frames[1])
         share = float(weight.float().mean())
         weight = _pad(weight, self.multiple, "replicate")
-        return _PairState(i0, i1, f01, f10, features, weight if share > 0 else None, share)
+        return _PairState(i0, i1, f01, f10, features, weight if share > 0 else None, share, blocks)
 
     def _run(self, fn: Callable[[], T]) -> T:
         with torch.inference_mode():
@@ -310,20 +342,24 @@ class Interpolator:
 
     def render(
         self, rgb0: Tensor, rgb1: Tensor, timesteps: Sequence[float], key: Hashable | None = None,
-        to_cpu: bool = True,
+        to_cpu: bool = True, neighbours: Neighbours | None = None,
     ) -> Rendered:
-        """:meth:`interpolate_tensors`' frames, with the share of them that fell back to blending."""
+        """:meth:`interpolate_tensors`' frames, with the share of them that fell back to blending. With
+        ``neighbours`` (and ``quadratic`` on) pixels follow quadratic paths through the frames around the pair."""
         _check_timesteps(timesteps)
         if rgb0.shape != rgb1.shape or rgb0.dim() != 4 or rgb0.shape[:2] != (1, 3):
             raise ValueError(f"frames must both be (1, 3, H, W), got {tuple(rgb0.shape)} and {tuple(rgb1.shape)}")
         h, w = rgb0.shape[-2:]
         state = self._state(rgb0, rgb1, key)
+        around = self._neighbour_states(rgb0, rgb1, neighbours)
 
         def render_timesteps() -> Tensor:
+            acceleration = self._acceleration(state, *around, neighbours)
             outs = []
             for start in range(0, len(timesteps), self.max_batch):
                 chunk = torch.tensor(timesteps[start : start + self.max_batch], device=self.device)
-                frame = self.model.synthesize(state.i0, state.i1, state.f01, state.f10, chunk, state.features).frame
+                frame = self.model.synthesize(state.i0, state.i1, state.f01, state.f10, chunk, state.features,
+                                              acceleration).frame
                 if state.fallback is not None:
                     rgb = [self.model.denormalize(x) for x in (state.i0, state.i1)]
                     frame = fall_back(frame, rgb[0], rgb[1], chunk, state.fallback)
@@ -332,6 +368,37 @@ class Interpolator:
             return torch.cat(outs)
 
         return Rendered(self._run(render_timesteps), state.fallback_share)
+
+    def _neighbour_states(self, rgb0: Tensor, rgb1: Tensor, neighbours: Neighbours | None
+                          ) -> tuple[_PairState | None, _PairState | None]:
+        """The states of the pairs before and after this one (cached under their keys), where usable."""
+        if neighbours is None or not self.quadratic:
+            return None, None
+        n = neighbours
+        before = None if n.before is None else self._state(n.before, rgb0, n.before_key)
+        after = None if n.after is None else self._state(rgb1, n.after, n.after_key)
+        # A neighbour pair that mostly fell back (a missed cut, motion not found) says nothing about this one.
+        return (before if before is not None and before.fallback_share < NEIGHBOUR_MAX_FALLBACK else None,
+                after if after is not None and after.fallback_share < NEIGHBOUR_MAX_FALLBACK else None)
+
+    def _acceleration(self, state: _PairState, before: _PairState | None, after: _PairState | None,
+                      neighbours: Neighbours | None) -> Acceleration | None:
+        """The pair's quadratic motion, measured and kept on 4x4 blocks (it is smooth; 1/16 of the cost)."""
+        if neighbours is None or (before is None and after is None):
+            return None
+        f01, f10 = _blocks_of(state)
+        zero, untrusted = torch.zeros_like(f01), torch.zeros_like(f01[:, :1])
+        pixels = CONSISTENCY_PX / ACCELERATION_BLOCK
+        f0_before, trust_before = (zero, untrusted)
+        if before is not None:
+            before_f01, f0_before = _blocks_of(before)
+            trust_before = consistency_trust(f0_before, before_f01, pixels)
+        f1_after, trust_after = (zero, untrusted)
+        if after is not None:
+            f1_after, after_f10 = _blocks_of(after)
+            trust_after = consistency_trust(f1_after, after_f10, pixels)
+        return quadratic_acceleration(f01, f0_before, neighbours.gap_before, trust_before,
+                                      f10, f1_after, neighbours.gap_after, trust_after, 1 / ACCELERATION_BLOCK)
 
     def _state(self, rgb0: Tensor, rgb1: Tensor, key: Hashable | None) -> _PairState:
         def compute() -> _PairState:
@@ -369,6 +436,15 @@ class Interpolator:
         if as_numpy:
             return [np.ascontiguousarray(f.numpy()) for f in out]  # type: ignore[misc]
         return list(out)
+
+
+def _block_flows(f01: Tensor, f10: Tensor) -> tuple[Tensor, Tensor]:
+    b = ACCELERATION_BLOCK
+    return F.avg_pool2d(f01, b) / b, F.avg_pool2d(f10, b) / b
+
+
+def _blocks_of(state: _PairState) -> tuple[Tensor, Tensor]:
+    return state.block_flows if state.block_flows is not None else _block_flows(state.f01, state.f10)
 
 
 def _check_timesteps(timesteps: Sequence[float]) -> None:

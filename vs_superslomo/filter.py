@@ -25,7 +25,7 @@ from . import options as option_info
 from .checkpoint import ModelFileError, resolve_model
 from .colour import ColorSpec, from_rgbs, to_rgbs
 from .dedup import DUPLICATE_PROP, drawing_pair, duplicate_metric
-from .engine import Interpolator, resolve_device
+from .engine import Interpolator, Neighbours, resolve_device
 from .heap import HeapTrimmer, trim_cadence
 from .options import OptionError, Options
 from .scene_cuts import detected_cut, marked_cut, pair_differences
@@ -169,18 +169,30 @@ def _check_device(opts: Options) -> None:
         raise SloMoError("fp16 needs a CUDA device")
 
 
+@dataclass(frozen=True)
+class _Around:
+    """The flow-cache keys of the pairs before and after a pair (None at the clip's ends) and how many of the
+    pair's intervals away the frames they add are (a variable frame rate makes them differ from 1)."""
+
+    before_key: Hashable | None
+    after_key: Hashable | None
+    gap_before: float = 1.0
+    gap_after: float = 1.0
+
+
 class _FrameInterpolation:
     """The ModifyFrame callback: one interpolated float RGB frame from the two source frames of its slot.
 
-    ``pair_at(n)`` gives the flow-cache key of output n's source pair and its timestep. With ``next_key``,
-    a third frame (the source frame after the pair) comes with the two, and the next pair's flows, keyed
-    ``next_key(key)`` (None past the end), are started in the background (``Interpolator.prepare_ahead``).
+    ``pair_at(n)`` gives the flow-cache key of output n's source pair and its timestep. With ``around``, the
+    source frames after and before the pair come as third and fourth frames: the motion may bend through
+    them (``Neighbours``), and the next pair's flows are started in the background
+    (``Interpolator.prepare_ahead``).
     """
 
     def __init__(self, pair_at: Callable[[int], tuple[Hashable, Fraction]], engine: Interpolator,
-                 next_key: Callable[[Hashable], Hashable | None] | None = None) -> None:
+                 around: Callable[[Hashable], _Around] | None = None) -> None:
         self.pair_at = pair_at
-        self.next_key = next_key
+        self.around = around
         self.engine = engine
         self.trimmer: HeapTrimmer | None = None
         self.transfer = None
@@ -192,20 +204,33 @@ class _FrameInterpolation:
             except ImportError as e:  # CuPy missing or built for another CUDA than torch's: the message says which
                 raise SloMoError(str(e)) from None
 
+    def _tensor(self, frame: vs.VideoFrame) -> torch.Tensor:
+        planes = [np.asarray(frame[p]) for p in range(3)]
+        if self.transfer is None:
+            return torch.from_numpy(np.stack(planes))[None]
+        return self.transfer.upload(planes)
+
+    def _neighbours(self, key: Hashable, a: torch.Tensor, b: torch.Tensor, f: list[vs.VideoFrame]) -> Neighbours | None:
+        if self.around is None:
+            return None
+        around = self.around(key)
+        has_before = around.before_key is not None and not marked_cut(f[3], f[0])
+        has_after = around.after_key is not None and not marked_cut(f[1], f[2])
+        after = self._tensor(f[2]) if has_after else None
+        if after is not None and self.transfer is None:
+            self.engine.prepare_ahead(b, after, around.after_key)
+        return Neighbours(self._tensor(f[3]) if has_before else None, after, around.before_key, around.after_key,
+                          around.gap_before, around.gap_after)
+
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         key, t = self.pair_at(n)
-        planes = [[np.asarray(frame[p]) for p in range(3)] for frame in f[:2]]
+        a, b = self._tensor(f[0]), self._tensor(f[1])
+        neighbours = self._neighbours(key, a, b, f)
         if self.transfer is None:
-            a, b = (torch.from_numpy(np.stack(pl))[None] for pl in planes)
-            following = self.next_key(key) if self.next_key is not None else None
-            if following is not None:
-                after = torch.from_numpy(np.stack([np.asarray(f[2][p]) for p in range(3)]))[None]
-                self.engine.prepare_ahead(b, after, following)
-            rendered = self.engine.render(a, b, [float(t)], key=key)
+            rendered = self.engine.render(a, b, [float(t)], key=key, neighbours=neighbours)
             frame = rendered.frames[0].numpy()
         else:
-            a, b = (self.transfer.upload(pl) for pl in planes)
-            rendered = self.engine.render(a, b, [float(t)], key=key, to_cpu=False)
+            rendered = self.engine.render(a, b, [float(t)], key=key, to_cpu=False, neighbours=neighbours)
             frame = self.transfer.download(rendered.frames[0])
         out = f[0].copy()
         for p in range(3):
@@ -241,12 +266,18 @@ def _interpolated(clip: vs.VideoNode, rgb: vs.VideoNode, color: ColorSpec, align
 
     last_pair = clip.num_frames - 2
 
-    def next_key(key: Hashable) -> Hashable | None:
-        return key + 1 if isinstance(key, int) and key < last_pair else None
+    def around(key: Hashable) -> _Around:
+        assert isinstance(key, int)
+        span = timing.start(key + 1) - timing.start(key)
+        before = key - 1 if key > 0 else None
+        after = key + 1 if key < last_pair else None
+        return _Around(before, after,
+                       1.0 if before is None else float((timing.start(key) - timing.start(key - 1)) / span),
+                       1.0 if after is None else float((timing.start(key + 2) - timing.start(key + 1)) / span))
 
-    after = aligned(_shifted(rgb, 2))
-    interp_rgb = core.std.ModifyFrame(blank, [rgb_pairs.first, rgb_pairs.second, after],
-                                      _FrameInterpolation(pair_at, engine, next_key))
+    neighbours = [aligned(_shifted(rgb, 2)), aligned(_shifted(rgb, -1))]
+    interp_rgb = core.std.ModifyFrame(blank, [rgb_pairs.first, rgb_pairs.second, *neighbours],
+                                      _FrameInterpolation(pair_at, engine, around))
     interp = from_rgbs(interp_rgb, clip.format, color)
     pairs = _PairClips.of(clip, aligned)
 

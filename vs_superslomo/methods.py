@@ -9,32 +9,28 @@ from __future__ import annotations
 
 import subprocess
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .classical_flow import dis_flows
-from .engine import Interpolator
-from .fallback import inconsistency
+from .engine import Interpolator, Neighbours
 from .flows import DEFAULT_DIS_PRESET
-from .network import SuperSloMo, backward_warp
+from .network import SuperSloMo, backward_warp, consistency_trust
 from .options import DisPreset
 
 if TYPE_CHECKING:
     import vapoursynth as vs
 
-Method = Callable[[Tensor, Tensor, Sequence[float]], Sequence[Tensor]]
 
 # mvtools FlowFPS as users run it: pel 2, block 16 overlap 8 refined to block 8 overlap 4, truemotion.
 MVTOOLS_SUPER = {"pel": 2, "hpad": 16, "vpad": 16}
 MVTOOLS_ANALYSE = {"blksize": 16, "overlap": 8, "truemotion": True}
 MVTOOLS_RECALCULATE = {"blksize": 8, "overlap": 4, "truemotion": True}
-# Forward-backward inconsistency (pixels) at which the classical baseline trusts a warp half as much.
-CONSISTENCY_SCALE = 1.0
 CLASSICAL_NAME = "DIS classical"  # the classical baseline's name in every table
 
 
@@ -47,6 +43,18 @@ class ValidationItem:
     frame1: Tensor
     targets: list[Tensor]
     timesteps: list[float]
+    # The inputs one window before frame0 and one after frame1, where the clip or shot has them: what the
+    # filter gives a method that follows motion through more than two frames.
+    before: Tensor | None = None
+    after: Tensor | None = None
+
+
+class Method(Protocol):
+    """Frames at ``timesteps`` between two (3, H, W) RGB frames; ``before`` and ``after`` are the frames one
+    interval around them, for methods that use them (None where there are none)."""
+
+    def __call__(self, frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
+                 after: Tensor | None = None) -> Sequence[Tensor]: ...
 
 
 @dataclass
@@ -73,7 +81,7 @@ def score_method(method: Method, items: Sequence[ValidationItem]) -> dict[str, S
     """Mean PSNR/SSIM per item name (clip) and over everything (key "mean": mean over clips)."""
     per: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for item in items:
-        preds = method(item.frame0, item.frame1, item.timesteps)
+        preds = method(item.frame0, item.frame1, item.timesteps, item.before, item.after)
         for pred, target in zip(preds, item.targets, strict=True):
             per[item.name].append(frame_scores(pred, target))
     out = {name: Score(float(np.mean([v[0] for v in vals])), float(np.mean([v[1] for v in vals])), len(vals))
@@ -85,12 +93,14 @@ def score_method(method: Method, items: Sequence[ValidationItem]) -> dict[str, S
     return out
 
 
-def repeat_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
+def repeat_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
+                  after: Tensor | None = None) -> list[Tensor]:
     """The nearer source frame."""
     return [frame0 if t < 0.5 else frame1 for t in timesteps]
 
 
-def blend_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
+def blend_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
+                 after: Tensor | None = None) -> list[Tensor]:
     return [(1 - t) * frame0 + t * frame1 for t in timesteps]
 
 
@@ -100,8 +110,10 @@ def model_method(model: SuperSloMo, flow_scale: float = 1.0, dis_preset: DisPres
     # frame) with two other busy processes on two cores, and 1.06x faster on a quiet one (benchmarks/busy_core.py).
     engine = Interpolator(model, device="cpu", flow_scale=flow_scale, dis_preset=dis_preset)
 
-    def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
-        return list(engine.interpolate_tensors(frame0[None], frame1[None], list(timesteps)))
+    def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
+            after: Tensor | None = None) -> list[Tensor]:
+        around = Neighbours(None if before is None else before[None], None if after is None else after[None])
+        return list(engine.render(frame0[None], frame1[None], list(timesteps), neighbours=around).frames)
 
     return run
 
@@ -110,11 +122,12 @@ def classical_method(dis_preset: DisPreset = DEFAULT_DIS_PRESET) -> Method:
     """The strongest classical baseline: DIS both ways with the model's own settings, each frame warped
     to time t along linearly scaled flows, each warp weighted by its forward-backward consistency."""
 
-    def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
+    def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
+            after: Tensor | None = None) -> list[Tensor]:
         a, b = frame0[None].float(), frame1[None].float()
         f01, f10 = dis_flows(a, b, dis_preset)
-        trust0 = 1 / (1 + (inconsistency(f10, f01) / CONSISTENCY_SCALE) ** 2)  # on frame 1's pixel grid
-        trust1 = 1 / (1 + (inconsistency(f01, f10) / CONSISTENCY_SCALE) ** 2)  # on frame 0's pixel grid
+        trust0 = consistency_trust(f10, f01)  # on frame 1's pixel grid
+        trust1 = consistency_trust(f01, f10)  # on frame 0's pixel grid
         out = []
         for t in timesteps:
             # The pixel at x at time t came from x + t*F10(x) in frame 0 and x + (1-t)*F01(x) in frame 1.
@@ -150,7 +163,8 @@ def mvtools_method() -> Method:
     if not hasattr(core, "mv"):
         raise RuntimeError("mvtools is not installed (pip install vapoursynth-mvtools)")
 
-    def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
+    def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
+            after: Tensor | None = None) -> list[Tensor]:
         factor = _even_factor(timesteps)
         planes = [frame0.numpy(), frame1.numpy()]
         h, w = planes[0].shape[1:]
@@ -180,7 +194,8 @@ def _even_factor(timesteps: Sequence[float]) -> int:
     return factor
 
 
-def minterpolate_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float]) -> list[Tensor]:
+def minterpolate_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
+                        after: Tensor | None = None) -> list[Tensor]:
     """ffmpeg minterpolate (mci, aobmc, bidir); it needs one frame after the pair, so B is repeated."""
     import imageio_ffmpeg
 

@@ -43,6 +43,9 @@ class ModelConfig:
     unet_scale: the resolution, relative to the frame, at which the interpolation U-Net runs (1, 1/2 or
         1/4). Its outputs (flow corrections and visibility) are smooth, so they are upsampled and the
         output frame is still sampled from the full-resolution inputs; 1/2 costs about a quarter.
+    consistency: the U-Net also sees how far each frame's flows are consistent (forward-backward
+        round trip, ``consistency_trust``), and its visibility output is a correction of the classical
+        occlusion weights those imply: a U-Net that outputs zeros fuses like the classical baseline.
     """
 
     width: int = 32
@@ -52,6 +55,7 @@ class ModelConfig:
     resample: Resample = "bilinear"
     flow: FlowSource = "network"
     unet_scale: float = 1.0
+    consistency: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -186,11 +190,92 @@ def backward_warp(image: Tensor, flow: Tensor, mode: WarpMode = "exact", resampl
     return F.grid_sample(image, grid, mode=resample, padding_mode="zeros", align_corners=True)
 
 
-def approximate_flows(f01: Tensor, f10: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-    """The paper's time-dependent flows (Ft->0, Ft->1); t has shape (N, 1, 1, 1)."""
+# Forward-backward inconsistency (pixels) at which a warp is trusted half as much.
+CONSISTENCY_PX = 1.0
+# Disagreement (pixels, plus their mean size) at which the accelerations seen from the two frames count half.
+ACCELERATION_PX = 1.0
+
+
+def flow_length(flow: Tensor) -> Tensor:
+    """Per-pixel length of flows (N, 2, H, W), (N, 1, H, W) (torch's vector_norm over dim 1 is ~100x slower)."""
+    return torch.hypot(flow[:, 0:1], flow[:, 1:2])
+
+
+def inconsistency(forward: Tensor, backward: Tensor) -> Tensor:
+    """|F(x) + B(x + F(x))| in pixels, (N, 1, H, W): how far a pixel lands from home after both flows."""
+    return flow_length(forward + backward_warp(backward, forward))
+
+
+def consistency_trust(forward: Tensor, backward: Tensor, pixels: float = CONSISTENCY_PX) -> Tensor:
+    """(N, 1, H, W) in (0, 1] on the forward flow's grid: 1 where the round trip lands home, 1/2 at
+    ``pixels`` off. Low trust in F0->1 at x means x of frame 0 is not seen in frame 1 (or the flow is wrong)."""
+    return 1 / (1 + (inconsistency(forward, backward) / pixels) ** 2)
+
+
+def visibility_logit(trust0: Tensor, trust1: Tensor) -> Tensor:
+    """The logit of V_t<-0 that weights the two warps by their trust (each on the output grid)."""
+    return torch.log(trust0 + 1e-3) - torch.log(trust1 + 1e-3)
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """Quadratic motion of a pair's pixels (Xu et al., "Quadratic Video Interpolation", NeurIPS 2019): the
+    second-order term of each frame's trajectory, on that frame's grid or a coarser one (it is smooth; the
+    frame's size must be a whole multiple of it), in that grid's pixels per pair interval squared."""
+
+    of0: Tensor  # (N, 2, h, w): a pixel of frame 0 is at F0->t = a t^2 + (F0->1 - a) t
+    of1: Tensor  # (N, 2, h, w): a pixel of frame 1 is at F1->t = a s^2 + (a - F1->0) s, s = t - 1
+
+    def bend(self, t: Tensor, size: tuple[int, int]) -> Tensor:
+        """What the acceleration adds to both time-t flows Ft->0 and Ft->1, (N, 2, *size) in that grid's pixels:
+        t (1 - t) ((1 - t) a0 + t a1) (the quadratic paths minus the straight ones, weighted as the paper's)."""
+        bend = t * (1 - t) * ((1 - t) * self.of0 + t * self.of1)
+        if tuple(bend.shape[-2:]) == size:
+            return bend
+        ratio = size[1] / bend.shape[-1]
+        return F.interpolate(bend, size=size, mode="bilinear", align_corners=False) * ratio
+
+
+def quadratic_acceleration(f01: Tensor, f0_before: Tensor, gap_before: float, trust_before: Tensor,
+                           f10: Tensor, f1_after: Tensor, gap_after: float, trust_after: Tensor,
+                           scale: float = 1.0) -> Acceleration:
+    """The acceleration of each frame's pixels from the flows to the frames around the pair.
+
+    ``f0_before`` is F0->-1 (frame 0 to the frame before it, ``gap_before`` pair intervals earlier),
+    ``f1_after`` F1->2 (``gap_after`` intervals after frame 1). The motion stays straight where a neighbour's
+    flows do not return home (``consistency_trust`` of that pair, on frames 0 and 1's grids: an occlusion, a
+    cut, motion beyond the estimator) and where the two frames' accelerations disagree (a shaking camera
+    jerks; a smooth acceleration looks the same from both frames). Flows measured on a grid ``scale`` times
+    the frame's size give accelerations in that grid's pixels.
+    """
+    r, q = gap_before, gap_after
+    of0 = (f0_before + r * f01) / (r * (1 + r)) * trust_before
+    of1 = (f1_after + q * f10) / (q * (1 + q)) * trust_after
+    agree0 = _agreement(of0, backward_warp(of1, f01), ACCELERATION_PX * scale)
+    agree1 = _agreement(of1, backward_warp(of0, f10), ACCELERATION_PX * scale)
+    return Acceleration(of0 * agree0, of1 * agree1)
+
+
+def _agreement(mine: Tensor, theirs: Tensor, pixels: float) -> Tensor:
+    """(N, 1, H, W): 1 where two accelerations agree, 1/2 where they differ by ``pixels`` plus their mean size."""
+    tolerance = pixels + 0.5 * (flow_length(mine) + flow_length(theirs))
+    return 1 / (1 + (flow_length(mine - theirs) / tolerance) ** 2)
+
+
+def approximate_flows(f01: Tensor, f10: Tensor, t: Tensor,
+                      acceleration: Acceleration | None = None) -> tuple[Tensor, Tensor]:
+    """The time-dependent flows (Ft->0, Ft->1); t has shape (N, 1, 1, 1).
+
+    The paper's approximation weights the estimate seen from frame 0 by 1 - t and the one from frame 1 by t;
+    with an ``acceleration`` each frame's pixels follow a parabola instead of a line, which moves both flows
+    by the same amount (``Acceleration.bend``; zero acceleration is the paper's formula exactly).
+    """
     ft0 = -(1 - t) * t * f01 + t * t * f10
     ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
-    return ft0, ft1
+    if acceleration is None:
+        return ft0, ft1
+    bend = acceleration.bend(t, (f01.shape[-2], f01.shape[-1]))
+    return ft0 + bend, ft1 + bend
 
 
 @dataclass(frozen=True)
@@ -203,6 +288,17 @@ class PairFeatures:
     f01: Tensor
     f10: Tensor
     stem: Tensor | None = None
+    # With ``ModelConfig.consistency``: trust in warping frame 0 (on frame 1's grid, from F1->0) and frame 1
+    # (on frame 0's grid, from F0->1).
+    trust0: Tensor | None = None
+    trust1: Tensor | None = None
+
+    def leading(self) -> Tensor:
+        """The U-Net inputs every timestep of the pair shares, in channel order."""
+        shared = [self.i0, self.i1, self.f01, self.f10]
+        if self.trust0 is not None and self.trust1 is not None:
+            shared += [self.trust0, self.trust1]
+        return torch.cat(shared, dim=1)
 
 
 @dataclass
@@ -223,7 +319,11 @@ class SuperSloMo(nn.Module):
         self.config = config or ModelConfig()
         c = self.config
         self.flow_net = UNet(6, 4, c.width, c.output_activation) if c.flow == "network" else None
-        self.interp_net = UNet(20, 5, c.width, c.output_activation)
+        self.interp_net = UNet(22 if c.consistency else 20, 5, c.width, c.output_activation)
+        if c.consistency:
+            # A fresh model starts as the classical fusion and learns corrections of it.
+            for parameter in self.interp_net.conv3.parameters():
+                nn.init.zeros_(parameter)
         self.register_buffer("mean", torch.tensor(c.input_mean).view(1, 3, 1, 1), persistent=False)
 
     @property
@@ -271,25 +371,22 @@ class SuperSloMo(nn.Module):
     def pair_features(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> PairFeatures:
         """What every timestep of a pair shares: its inputs at the U-Net's scale and their first-layer response."""
         small = self.pair_inputs(i0, i1, f01, f10)
-        stem = self.interp_net.stem(torch.cat((small.i0, small.i1, small.f01, small.f10), dim=1))
-        return replace(small, stem=stem)
+        return replace(small, stem=self.interp_net.stem(small.leading()))
 
     def synthesize(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor, t: Tensor,
-                   pair: PairFeatures | None = None) -> Synthesis:
+                   pair: PairFeatures | None = None, acceleration: Acceleration | None = None) -> Synthesis:
         """Frames at timesteps t (shape (N,)) from normalised frames and their flows.
 
         Inputs with batch size 1 are broadcast to the N timesteps. ``pair`` (from :meth:`pair_features`)
-        saves recomputing what the timesteps of a pair share.
+        saves recomputing what the timesteps of a pair share; ``acceleration`` (from
+        :func:`quadratic_acceleration`) bends the trajectories.
         """
         n = t.shape[0]
         tt = t.to(i0.dtype).view(n, 1, 1, 1)
-        if pair is None:
-            corrections = self._unet_corrections(self.pair_inputs(i0, i1, f01, f10), tt)
-        else:
-            corrections = self._unet_corrections(pair, tt)
+        corrections = self._unet_corrections(pair or self.pair_inputs(i0, i1, f01, f10), tt, acceleration)
         out = self._from_unet(corrections, (i0.shape[-2], i0.shape[-1]))
         i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (i0, i1, f01, f10))
-        ft0, ft1 = approximate_flows(f01, f10, tt)
+        ft0, ft1 = approximate_flows(f01, f10, tt, acceleration)
         ft0 = ft0 + out[:, 0:2]
         ft1 = ft1 + out[:, 2:4]
         v0 = torch.sigmoid(out[:, 4:5])
@@ -304,19 +401,34 @@ class SuperSloMo(nn.Module):
 
     def pair_inputs(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> PairFeatures:
         """A pair's inputs at the U-Net's scale, without the first layer's response."""
-        return PairFeatures(self._to_unet(i0), self._to_unet(i1), self._to_unet(f01, True), self._to_unet(f10, True))
+        s = self.config.unet_scale
+        small = PairFeatures(self._to_unet(i0), self._to_unet(i1), self._to_unet(f01, True), self._to_unet(f10, True))
+        if not self.config.consistency:
+            return small
+        pixels = CONSISTENCY_PX * s
+        trust0 = consistency_trust(small.f10, small.f01, pixels)
+        trust1 = consistency_trust(small.f01, small.f10, pixels)
+        return replace(small, trust0=trust0, trust1=trust1)
 
-    def _unet_corrections(self, pair: PairFeatures, tt: Tensor) -> Tensor:
+    def _unet_corrections(self, pair: PairFeatures, tt: Tensor, acceleration: Acceleration | None = None) -> Tensor:
         """The interpolation U-Net's output at its own resolution for timesteps tt (N, 1, 1, 1)."""
         n = tt.shape[0]
         i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (pair.i0, pair.i1, pair.f01, pair.f10))
-        ft0, ft1 = approximate_flows(f01, f10, tt)
+        ft0, ft1 = approximate_flows(f01, f10, tt, acceleration)
         mode = self.config.warp
         g0 = backward_warp(i0, ft0, mode)
         g1 = backward_warp(i1, ft1, mode)
+        per_time = torch.cat((ft1, ft0, g1, g0), dim=1)
         if pair.stem is None:
-            return self.interp_net(torch.cat((i0, i1, f01, f10, ft1, ft0, g1, g0), dim=1))
-        return self.interp_net(torch.cat((ft1, ft0, g1, g0), dim=1), stem=pair.stem.expand(n, -1, -1, -1))
+            out = self.interp_net(torch.cat((pair.leading().expand(n, -1, -1, -1), per_time), dim=1))
+        else:
+            out = self.interp_net(per_time, stem=pair.stem.expand(n, -1, -1, -1))
+        if pair.trust0 is None or pair.trust1 is None:
+            return out
+        # Each frame's trust, carried from its own grid to time t along the flow that samples it.
+        prior = visibility_logit(backward_warp(pair.trust0.expand(n, -1, -1, -1), ft1, mode),
+                                 backward_warp(pair.trust1.expand(n, -1, -1, -1), ft0, mode))
+        return torch.cat((out[:, :4], out[:, 4:5] + prior), dim=1)
 
     def forward(self, rgb0: Tensor, rgb1: Tensor, t: Tensor) -> Tensor:
         """Interpolated RGB frames at timesteps t (N,) between RGB frames in [0, 1] (1 or N, 3, H, W).

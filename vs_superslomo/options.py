@@ -84,6 +84,9 @@ class Options:
     fallback: bool = field(default=True, metadata=_about(
         "bool", "where the forward and backward motion contradict each other over a region (motion not found, "
         "a missed cut), fade the output toward blending; the SloMoFallback prop says how much fell back"))
+    quadratic: bool = field(default=True, metadata=_about(
+        "bool", "let each pixel's path bend through the source frames before and after its pair (accelerating "
+        "motion, hand-held cameras) where their motion is trustworthy; False keeps straight paths"))
 
     def __post_init__(self) -> None:
         self._check_rate()

@@ -121,7 +121,8 @@ def windows(name: str, frames: np.ndarray, factor: int, count: int, span: tuple[
     """``count`` evenly spaced windows of ``factor + 1`` frames within ``span`` of (T, H, W, 3) uint8 frames,
     taking every ``step``-th frame (``step`` 2 turns a 25 fps clip into 12.5 fps): the first and last frames
     are the inputs, the ones between are the targets. ``distinct`` drops windows that coincide (short
-    spans); a span too short for one window gives none."""
+    spans); a span too short for one window gives none. Each window carries the inputs one window before and
+    after it where the span has them (quadratic motion uses them)."""
     start, end = span or (0, len(frames))
     reach = factor * step  # frames from a window's first input to its last
     if end - start <= reach:
@@ -132,7 +133,9 @@ def windows(name: str, frames: np.ndarray, factor: int, count: int, span: tuple[
     items = []
     for first in firsts:
         f = [_to_tensor(frames[first + j * step]) for j in range(factor + 1)]
-        items.append(ValidationItem(name, f[0], f[-1], f[1:-1], [j / factor for j in range(1, factor)]))
+        before = _to_tensor(frames[first - reach]) if first - reach >= start else None
+        after = _to_tensor(frames[first + 2 * reach]) if first + 2 * reach < end else None
+        items.append(ValidationItem(name, f[0], f[-1], f[1:-1], [j / factor for j in range(1, factor)], before, after))
     return items
 
 
