@@ -37,11 +37,11 @@ from .options import names as option_names
 __all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Rendered", "resolve_device", "usable_cpus"]
 
 PadMode = Literal["replicate", "reflect"]
-# Default number of frame pairs whose flows stay cached: the pairs of the frames being rendered at once, the
-# pairs before and after them (quadratic motion) and the next one, read ahead. One 1080p pair holds its two
+# Default number of frame pairs whose flows stay cached: the pairs of the two frames being rendered at once,
+# the pairs before and after them (quadratic motion) and the one read ahead. One 1080p pair holds its two
 # padded frames, two flows, the U-Net's half-resolution inputs and first-layer response and the fail-safe's
 # map: ~120 MB with the shipped model.
-DEFAULT_CACHE_PAIRS = 4
+DEFAULT_CACHE_PAIRS = 5
 # A neighbouring pair that fell back over more than this share of its frame does not bend the motion.
 NEIGHBOUR_MAX_FALLBACK = 0.5
 # Quadratic motion is measured on blocks of this size.

@@ -171,11 +171,13 @@ def _check_device(opts: Options) -> None:
 
 @dataclass(frozen=True)
 class _Around:
-    """The flow-cache keys of the pairs before and after a pair (None at the clip's ends) and how many of the
-    pair's intervals away the frames they add are (a variable frame rate makes them differ from 1)."""
+    """The flow-cache keys of the pairs before and after a pair and of the one after that (None past the clip's
+    ends), and how many of the pair's intervals away the frames they add are (a variable frame rate makes
+    them differ from 1)."""
 
     before_key: Hashable | None
     after_key: Hashable | None
+    ahead_key: Hashable | None = None
     gap_before: float = 1.0
     gap_after: float = 1.0
 
@@ -184,9 +186,10 @@ class _FrameInterpolation:
     """The ModifyFrame callback: one interpolated float RGB frame from the two source frames of its slot.
 
     ``pair_at(n)`` gives the flow-cache key of output n's source pair and its timestep. With ``around``, the
-    source frames after and before the pair come as third and fourth frames: the motion may bend through
-    them (``Neighbours``), and the next pair's flows are started in the background
-    (``Interpolator.prepare_ahead``).
+    source frames after and before the pair and the one after that come as third, fourth and fifth frames:
+    the motion may bend through the nearer two (``Neighbours``), and a later pair's flows are started in the
+    background (``Interpolator.prepare_ahead``): the next pair's, or with quadratic motion, which needs the
+    next pair's flows at once, the pair after it.
     """
 
     def __init__(self, pair_at: Callable[[int], tuple[Hashable, Fraction]], engine: Interpolator,
@@ -210,22 +213,28 @@ class _FrameInterpolation:
             return torch.from_numpy(np.stack(planes))[None]
         return self.transfer.upload(planes)
 
-    def _neighbours(self, key: Hashable, a: torch.Tensor, b: torch.Tensor, f: list[vs.VideoFrame]) -> Neighbours | None:
+    def _neighbours(self, key: Hashable, b: torch.Tensor, f: list[vs.VideoFrame]) -> Neighbours | None:
         if self.around is None:
             return None
         around = self.around(key)
-        has_before = around.before_key is not None and not marked_cut(f[3], f[0])
-        has_after = around.after_key is not None and not marked_cut(f[1], f[2])
-        after = self._tensor(f[2]) if has_after else None
+        after = self._tensor(f[2]) if around.after_key is not None and not marked_cut(f[1], f[2]) else None
         if after is not None and self.transfer is None:
+            self._read_ahead(around, b, after, f)
+        if not self.engine.quadratic:
+            return None
+        before = self._tensor(f[3]) if around.before_key is not None and not marked_cut(f[3], f[0]) else None
+        return Neighbours(before, after, around.before_key, around.after_key, around.gap_before, around.gap_after)
+
+    def _read_ahead(self, around: _Around, b: torch.Tensor, after: torch.Tensor, f: list[vs.VideoFrame]) -> None:
+        if not self.engine.quadratic:
             self.engine.prepare_ahead(b, after, around.after_key)
-        return Neighbours(self._tensor(f[3]) if has_before else None, after, around.before_key, around.after_key,
-                          around.gap_before, around.gap_after)
+        elif around.ahead_key is not None and not marked_cut(f[2], f[4]):
+            self.engine.prepare_ahead(after, self._tensor(f[4]), around.ahead_key)
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         key, t = self.pair_at(n)
         a, b = self._tensor(f[0]), self._tensor(f[1])
-        neighbours = self._neighbours(key, a, b, f)
+        neighbours = self._neighbours(key, b, f)
         if self.transfer is None:
             rendered = self.engine.render(a, b, [float(t)], key=key, neighbours=neighbours)
             frame = rendered.frames[0].numpy()
@@ -271,11 +280,12 @@ def _interpolated(clip: vs.VideoNode, rgb: vs.VideoNode, color: ColorSpec, align
         span = timing.start(key + 1) - timing.start(key)
         before = key - 1 if key > 0 else None
         after = key + 1 if key < last_pair else None
-        return _Around(before, after,
+        ahead = key + 2 if key + 1 < last_pair else None
+        return _Around(before, after, ahead,
                        1.0 if before is None else float((timing.start(key) - timing.start(key - 1)) / span),
                        1.0 if after is None else float((timing.start(key + 2) - timing.start(key + 1)) / span))
 
-    neighbours = [aligned(_shifted(rgb, 2)), aligned(_shifted(rgb, -1))]
+    neighbours = [aligned(_shifted(rgb, 2)), aligned(_shifted(rgb, -1)), aligned(_shifted(rgb, 3))]
     interp_rgb = core.std.ModifyFrame(blank, [rgb_pairs.first, rgb_pairs.second, *neighbours],
                                       _FrameInterpolation(pair_at, engine, around))
     interp = from_rgbs(interp_rgb, clip.format, color)

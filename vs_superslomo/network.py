@@ -270,12 +270,13 @@ def approximate_flows(f01: Tensor, f10: Tensor, t: Tensor,
     with an ``acceleration`` each frame's pixels follow a parabola instead of a line, which moves both flows
     by the same amount (``Acceleration.bend``; zero acceleration is the paper's formula exactly).
     """
-    ft0 = -(1 - t) * t * f01 + t * t * f10
-    ft1 = (1 - t) * (1 - t) * f01 - t * (1 - t) * f10
+    # Coefficients first (t is tiny), then two passes over each full-size flow: this runs for every frame.
+    ft0 = torch.addcmul(f10 * (t * t), f01, -(1 - t) * t)
+    ft1 = torch.addcmul(f10 * (-t * (1 - t)), f01, (1 - t) * (1 - t))
     if acceleration is None:
         return ft0, ft1
     bend = acceleration.bend(t, (f01.shape[-2], f01.shape[-1]))
-    return ft0 + bend, ft1 + bend
+    return ft0.add_(bend), ft1.add_(bend)
 
 
 @dataclass(frozen=True)
