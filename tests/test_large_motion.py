@@ -178,3 +178,14 @@ def test_an_accelerating_pan_lands_on_its_parabola_through_the_frames_around_the
         assert _oracle_error(middle, _render(640, 360, 7, 0)) <= 0.5
     else:
         assert _oracle_error(middle, _render(640, 360, 9, 0)) <= 0.5
+
+
+def test_quadratic_motion_never_reaches_across_a_marked_cut() -> None:
+    # The same pan before and after a cut the source marks (frame 1's _SceneChangePrev): the pair after the
+    # cut is rendered exactly as in a clip that starts at frame 1, not bent through frame 0; unmarked, it is.
+    frames = [_render(640, 360, x, 0) for x in (-30.0, 0.0, 18.0, 52.0)]
+    clip = _two_frame_clip(frames)
+    marked = clip[0] + core.std.SetFrameProps(clip[1], _SceneChangePrev=1) + clip[2:]
+    alone = _planes(interpolate(_two_frame_clip(frames[1:]), factor=2).get_frame(1))
+    assert np.array_equal(_planes(interpolate(marked, factor=2).get_frame(3)), alone)
+    assert not np.array_equal(_planes(interpolate(clip, factor=2).get_frame(3)), alone)
