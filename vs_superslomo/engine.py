@@ -34,7 +34,8 @@ from .network import (
 from .options import FLOW_SCALES, DisPreset, Options
 from .options import names as option_names
 
-__all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Rendered", "resolve_device", "usable_cpus"]
+__all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Neighbours", "Rendered", "resolve_device",
+           "usable_cpus"]
 
 PadMode = Literal["replicate", "reflect"]
 # Default number of frame pairs whose flows stay cached: the pairs of the two frames being rendered at once,

@@ -2,7 +2,9 @@
 
 Two U-Nets: one estimates the bidirectional flows between I0 and I1, the other refines the
 time-dependent flow approximation and predicts a visibility map, so that any timestep t in (0, 1)
-is synthesised by backward warping both frames and fusing them.
+is synthesised by backward warping both frames and fusing them. Also here, as pure motion arithmetic: the
+forward-backward consistency of two flows (the classical occlusion weights) and quadratic motion through
+the frames around a pair (``quadratic_acceleration``).
 """
 
 from __future__ import annotations
