@@ -139,7 +139,7 @@ class Neighbours:
     """The source frames around a pair, for quadratic motion (``Options.quadratic``): ``before`` comes
     ``gap_before`` pair intervals before the pair's first frame, ``after`` ``gap_after`` after its second (1 for
     constant frame rates), each with the flow-cache key of the pair it forms with the nearer frame. Either
-    may be None (a clip's ends, a scene cut): that side's motion stays straight."""
+    may be None (a clip's ends, a scene cut): then the motion stays straight."""
 
     before: Tensor | None = None
     after: Tensor | None = None
@@ -384,20 +384,17 @@ class Interpolator:
 
     def _acceleration(self, state: _PairState, before: _PairState | None, after: _PairState | None,
                       neighbours: Neighbours | None) -> Acceleration | None:
-        """The pair's quadratic motion, measured and kept on 4x4 blocks (it is smooth; 1/16 of the cost)."""
-        if neighbours is None or (before is None and after is None):
+        """The pair's quadratic motion, measured and kept on 4x4 blocks (it is smooth; 1/16 of the cost). Only
+        with frames on both sides: one side's acceleration alone cannot be checked against the other's, and a
+        still pair beside a moving one would drift (a still window of a hand-held clip lost 3 dB that way)."""
+        if neighbours is None or before is None or after is None:
             return None
         f01, f10 = _blocks_of(state)
-        zero, untrusted = torch.zeros_like(f01), torch.zeros_like(f01[:, :1])
         pixels = CONSISTENCY_PX / ACCELERATION_BLOCK
-        f0_before, trust_before = (zero, untrusted)
-        if before is not None:
-            before_f01, f0_before = _blocks_of(before)
-            trust_before = consistency_trust(f0_before, before_f01, pixels)
-        f1_after, trust_after = (zero, untrusted)
-        if after is not None:
-            f1_after, after_f10 = _blocks_of(after)
-            trust_after = consistency_trust(f1_after, after_f10, pixels)
+        before_f01, f0_before = _blocks_of(before)
+        f1_after, after_f10 = _blocks_of(after)
+        trust_before = consistency_trust(f0_before, before_f01, pixels)
+        trust_after = consistency_trust(f1_after, after_f10, pixels)
         return quadratic_acceleration(f01, f0_before, neighbours.gap_before, trust_before,
                                       f10, f1_after, neighbours.gap_after, trust_after, 1 / ACCELERATION_BLOCK)
 
