@@ -1,7 +1,9 @@
 """Comparison methods and their scores: what the evaluator, ``make quality`` and training validation
 compare our model with, each defined once.
 
-A method maps (frame0, frame1, timesteps), with (3, H, W) RGB frames in [0, 1], to one frame per timestep.
+A method maps (frame0, frame1, timesteps), with (3, H, W) RGB frames in [0, 1], to one frame per timestep;
+it is also given the frames one interval before and after the pair (or None), which ours uses as the filter
+does (quadratic motion) and the peers ignore.
 Scores are PSNR and SSIM (scikit-image) on 8-bit RGB, as a user would see the frames.
 """
 
