@@ -75,6 +75,12 @@ class ModelConfig:
             raise ValueError(f"input_mean needs 3 values, got {self.input_mean!r}")
         object.__setattr__(self, "input_mean", tuple(float(v) for v in self.input_mean))
 
+    @property
+    def size_multiple(self) -> int:
+        """Frame sizes a model of this configuration takes are multiples of this (the U-Nets' five poolings
+        at their scale)."""
+        return round(SIZE_MULTIPLE / self.unet_scale)
+
     @classmethod
     def original(cls) -> ModelConfig:
         """The configuration of the public avinashpaliwal/Super-SloMo checkpoint."""
@@ -331,8 +337,8 @@ class SuperSloMo(nn.Module):
 
     @property
     def size_multiple(self) -> int:
-        """Frame sizes the model takes are multiples of this (the U-Nets' five poolings at their scale)."""
-        return round(SIZE_MULTIPLE / self.config.unet_scale)
+        """Frame sizes the model takes are multiples of this (``ModelConfig.size_multiple``)."""
+        return self.config.size_multiple
 
     def _to_unet(self, x: Tensor, is_flow: bool = False) -> Tensor:
         """A full-resolution image or flow at the interpolation U-Net's resolution (flows in its pixels)."""

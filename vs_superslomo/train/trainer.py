@@ -26,7 +26,7 @@ from tqdm import tqdm
 from ..checkpoint import load_model, provenance_of, save_model
 from ..flows import compute_flows
 from ..methods import ValidationItem, classical_method, score_method
-from ..network import SIZE_MULTIPLE, ModelConfig, SuperSloMo, Synthesis
+from ..network import ModelConfig, SuperSloMo, Synthesis
 from .dataset import (
     VALIDATION_SEED,
     FlowItem,
@@ -84,7 +84,7 @@ class TrainConfig:
             setattr(self, key, self.setting(key))
         if not 0 <= self.locked_off <= 1:
             raise ValueError(f"locked_off must be between 0 and 1, got {self.locked_off}")
-        multiple = round(SIZE_MULTIPLE / self.model.unet_scale)
+        multiple = self.model.size_multiple
         if self.crop % multiple:
             raise ValueError(f"crop must be a multiple of {multiple} with unet_scale {self.model.unet_scale}, "
                              f"got {self.crop}")
