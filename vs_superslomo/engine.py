@@ -389,10 +389,13 @@ class Interpolator:
         still pair beside a moving one would drift (a still window of a hand-held clip lost 3 dB that way)."""
         if neighbours is None or before is None or after is None:
             return None
-        f01, f10 = _blocks_of(state)
+        # (States have block flows whenever quadratic motion is on, the only way neighbours get here.)
+        if state.block_flows is None or before.block_flows is None or after.block_flows is None:
+            return None
+        f01, f10 = state.block_flows
         pixels = CONSISTENCY_PX / ACCELERATION_BLOCK
-        before_f01, f0_before = _blocks_of(before)
-        f1_after, after_f10 = _blocks_of(after)
+        before_f01, f0_before = before.block_flows
+        f1_after, after_f10 = after.block_flows
         trust_before = consistency_trust(f0_before, before_f01, pixels)
         trust_after = consistency_trust(f1_after, after_f10, pixels)
         return quadratic_acceleration(f01, f0_before, neighbours.gap_before, trust_before,
@@ -407,9 +410,10 @@ class Interpolator:
     def prepare_ahead(self, rgb0: Tensor, rgb1: Tensor, key: Hashable) -> None:
         """Start computing a pair's flows in the background, on the CPU, unless they are cached or on their way.
 
-        The filter calls this with the pair after the one it renders: at factor 2 half of the output frames
-        are source frames, so the frames requested at once include one interpolated frame at most, and its
-        successor's flows would otherwise wait for it.
+        The filter calls this with a pair after the one it renders: at factor 2 half of the output frames are
+        source frames, so the frames requested at once include one interpolated frame at most, and a later
+        pair's flows would otherwise wait for it. With quadratic motion the next pair's flows are needed at
+        once (its frame is the pair's neighbour), so the pair after that is the one prepared.
         """
         if self._cpu_slots is None or self.concurrent < 2 or key in self.flow_cache:
             return
@@ -439,10 +443,6 @@ class Interpolator:
 def _block_flows(f01: Tensor, f10: Tensor) -> tuple[Tensor, Tensor]:
     b = ACCELERATION_BLOCK
     return F.avg_pool2d(f01, b) / b, F.avg_pool2d(f10, b) / b
-
-
-def _blocks_of(state: _PairState) -> tuple[Tensor, Tensor]:
-    return state.block_flows if state.block_flows is not None else _block_flows(state.f01, state.f10)
 
 
 def _check_timesteps(timesteps: Sequence[float]) -> None:
