@@ -43,6 +43,10 @@ PadMode = Literal["replicate", "reflect"]
 # padded frames, two flows, the U-Net's half-resolution inputs and first-layer response and the fail-safe's
 # map: ~120 MB with the shipped model.
 DEFAULT_CACHE_PAIRS = 5
+# Full-resolution warping and fusion run in bands of rows of about this many pixels (``Fusion.rows``): at
+# 1920x1080 the whole frame held ~250 MB of frame-sized tensors at once per evaluation; smaller frames are
+# one band.
+BAND_PIXELS = 1 << 19
 # A neighbouring pair that fell back over more than this share of its frame does not bend the motion.
 NEIGHBOUR_MAX_FALLBACK = 0.5
 # Quadratic motion is measured on blocks of this size.
@@ -51,6 +55,9 @@ ACCELERATION_BLOCK = 4
 DIS_MIN_SIDE = 16
 
 T = TypeVar("T")
+# A (1, 3, H, W) RGB frame in [0, 1], or a function giving one: the engine calls it only when it needs the
+# frame, i.e. when a pair's state is not cached (the filter's frames then cost no conversion).
+Frame = Tensor | Callable[[], Tensor]
 _AHEAD_LOCK = threading.Lock()
 ImageLike = TypeVar("ImageLike", np.ndarray, Tensor)
 
@@ -128,6 +135,7 @@ class _PairState:
     f01: Tensor
     f10: Tensor
     features: PairFeatures
+    size: tuple[int, int]  # (height, width) before padding
     fallback: Tensor | None = None
     fallback_share: float = 0.0
     # F0->1 and F1->0 averaged over ACCELERATION_BLOCK blocks, in block pixels (for quadratic motion).
@@ -141,8 +149,8 @@ class Neighbours:
     constant frame rates), each with the flow-cache key of the pair it forms with the nearer frame. Either
     may be None (a clip's ends, a scene cut): then the motion stays straight."""
 
-    before: Tensor | None = None
-    after: Tensor | None = None
+    before: Frame | None = None
+    after: Frame | None = None
     before_key: Hashable | None = None
     after_key: Hashable | None = None
     gap_before: float = 1.0
@@ -282,9 +290,17 @@ class Interpolator:
     # -- tensor API -------------------------------------------------------------------------
 
     def _prepare(self, rgb: Tensor) -> Tensor:
+        """The network's input: normalised and padded, written once into a buffer of the padded size."""
         x = rgb.to(self.device, self.dtype, non_blocking=True)
-        x = _pad(self.model.normalize(x), self.multiple, self.pad_mode)
-        return x.contiguous(memory_format=self.memory_format)
+        if self.pad_mode != "replicate" or self.channels_last:
+            return _pad(self.model.normalize(x), self.multiple, self.pad_mode).contiguous(
+                memory_format=self.memory_format)
+        h, w = x.shape[-2:]
+        out = x.new_empty((*x.shape[:-2], padded_size(h, self.multiple), padded_size(w, self.multiple)))
+        torch.sub(x, self.model.get_buffer("mean").to(x.dtype), out=out[..., :h, :w])
+        out[..., :h, w:] = out[..., :h, w - 1 : w]
+        out[..., h:, :] = out[..., h - 1 : h, :]
+        return out
 
     def _flows(self, i0: Tensor, i1: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
         """Flows between padded frames, padded like them. DIS sees only the frames themselves: the flows of
@@ -304,19 +320,21 @@ class Interpolator:
                         for f in (f01, f10))
         return _pad(f01, self.multiple, "replicate"), _pad(f10, self.multiple, "replicate")
 
-    def _pair_state(self, rgb0: Tensor, rgb1: Tensor) -> _PairState:
+    def _pair_state(self, frame0: Frame, frame1: Frame) -> _PairState:
+        rgb0, rgb1 = _loaded(frame0), _loaded(frame1)
+        _check_pair(rgb0, rgb1)
         i0, i1 = self._prepare(rgb0), self._prepare(rgb1)
         h, w = rgb0.shape[-2:]
         f01, f10 = self._flows(i0, i1, (h, w))
         features = self.model.pair_features(i0, i1, f01, f10)
         blocks = _block_flows(f01, f10) if self.quadratic else None
         if not self.fallback:
-            return _PairState(i0, i1, f01, f10, features, block_flows=blocks)
+            return _PairState(i0, i1, f01, f10, features, (h, w), block_flows=blocks)
         frames = [self.model.denormalize(x[..., :h, :w]) for x in (i0, i1)]
         weight = fallback_map(f01[..., :h, :w], f10[..., :h, :w], frames[0], frames[1])
         share = float(weight.float().mean())
         weight = _pad(weight, self.multiple, "replicate")
-        return _PairState(i0, i1, f01, f10, features, weight if share > 0 else None, share, blocks)
+        return _PairState(i0, i1, f01, f10, features, (h, w), weight if share > 0 else None, share, blocks)
 
     def _run(self, fn: Callable[[], T]) -> T:
         with torch.inference_mode():
@@ -342,15 +360,15 @@ class Interpolator:
         return self.render(rgb0, rgb1, timesteps, key, to_cpu).frames
 
     def render(
-        self, rgb0: Tensor, rgb1: Tensor, timesteps: Sequence[float], key: Hashable | None = None,
+        self, rgb0: Frame, rgb1: Frame, timesteps: Sequence[float], key: Hashable | None = None,
         to_cpu: bool = True, neighbours: Neighbours | None = None,
     ) -> Rendered:
         """:meth:`interpolate_tensors`' frames, with the share of them that fell back to blending. With
-        ``neighbours`` (and ``quadratic`` on) pixels follow quadratic paths through the frames around the pair."""
+        ``neighbours`` (and ``quadratic`` on) pixels follow quadratic paths through the frames around the pair.
+        Frames may come as functions (``Frame``), called only if the pair's state is not cached."""
         _check_timesteps(timesteps)
-        if rgb0.shape != rgb1.shape or rgb0.dim() != 4 or rgb0.shape[:2] != (1, 3):
-            raise ValueError(f"frames must both be (1, 3, H, W), got {tuple(rgb0.shape)} and {tuple(rgb1.shape)}")
-        h, w = rgb0.shape[-2:]
+        if isinstance(rgb0, Tensor) and isinstance(rgb1, Tensor):
+            _check_pair(rgb0, rgb1)
         state = self._state(rgb0, rgb1, key)
         around = self._neighbour_states(rgb0, rgb1, neighbours)
 
@@ -359,18 +377,28 @@ class Interpolator:
             outs = []
             for start in range(0, len(timesteps), self.max_batch):
                 chunk = torch.tensor(timesteps[start : start + self.max_batch], device=self.device)
-                frame = self.model.synthesize(state.i0, state.i1, state.f01, state.f10, chunk, state.features,
-                                              acceleration).frame
-                if state.fallback is not None:
-                    rgb = [self.model.denormalize(x) for x in (state.i0, state.i1)]
-                    frame = fall_back(frame, rgb[0], rgb[1], chunk, state.fallback)
-                frame = frame[..., :h, :w].clamp(0, 1).float()
-                outs.append(frame.cpu() if to_cpu else frame)
+                frames = self._fused(state, chunk, acceleration)
+                outs.append(frames.cpu() if to_cpu else frames)
             return torch.cat(outs)
 
         return Rendered(self._run(render_timesteps), state.fallback_share)
 
-    def _neighbour_states(self, rgb0: Tensor, rgb1: Tensor, neighbours: Neighbours | None
+    def _fused(self, state: _PairState, t: Tensor, acceleration: Acceleration | None) -> Tensor:
+        """Float32 frames at timesteps ``t``, unpadded and clamped, their full-resolution part band by band."""
+        fusion = self.model.fusion(state.i0, state.i1, state.f01, state.f10, t, state.features, acceleration)
+        h, w = state.size
+        frames = torch.empty((t.shape[0], 3, h, w), dtype=torch.float32, device=self.device)
+        step = max(1, BAND_PIXELS // state.i0.shape[-1])
+        for top in range(0, h, step):
+            bottom = min(h, top + step)
+            rows = fusion.rows(top, bottom).frame
+            if state.fallback is not None:
+                rgb = [self.model.denormalize(x[..., top:bottom, :]) for x in (state.i0, state.i1)]
+                rows = fall_back(rows, rgb[0], rgb[1], t, state.fallback[..., top:bottom, :])
+            frames[..., top:bottom, :] = rows[..., :w].clamp(0, 1)
+        return frames
+
+    def _neighbour_states(self, rgb0: Frame, rgb1: Frame, neighbours: Neighbours | None
                           ) -> tuple[_PairState | None, _PairState | None]:
         """The states of the pairs before and after this one (cached under their keys), where usable."""
         if neighbours is None or not self.quadratic:
@@ -401,13 +429,13 @@ class Interpolator:
         return quadratic_acceleration(f01, f0_before, neighbours.gap_before, trust_before,
                                       f10, f1_after, neighbours.gap_after, trust_after, 1 / ACCELERATION_BLOCK)
 
-    def _state(self, rgb0: Tensor, rgb1: Tensor, key: Hashable | None) -> _PairState:
+    def _state(self, rgb0: Frame, rgb1: Frame, key: Hashable | None) -> _PairState:
         def compute() -> _PairState:
             return self._run(lambda: self._pair_state(rgb0, rgb1))
 
         return compute() if key is None else self.flow_cache.get(key, compute)
 
-    def prepare_ahead(self, rgb0: Tensor, rgb1: Tensor, key: Hashable) -> None:
+    def prepare_ahead(self, rgb0: Frame, rgb1: Frame, key: Hashable) -> None:
         """Start computing a pair's flows in the background, on the CPU, unless they are cached or on their way.
 
         The filter calls this with a pair after the one it renders: at factor 2 half of the output frames are
@@ -443,6 +471,15 @@ class Interpolator:
 def _block_flows(f01: Tensor, f10: Tensor) -> tuple[Tensor, Tensor]:
     b = ACCELERATION_BLOCK
     return F.avg_pool2d(f01, b) / b, F.avg_pool2d(f10, b) / b
+
+
+def _loaded(frame: Frame) -> Tensor:
+    return frame if isinstance(frame, Tensor) else frame()
+
+
+def _check_pair(rgb0: Tensor, rgb1: Tensor) -> None:
+    if rgb0.shape != rgb1.shape or rgb0.dim() != 4 or rgb0.shape[:2] != (1, 3):
+        raise ValueError(f"frames must both be (1, 3, H, W), got {tuple(rgb0.shape)} and {tuple(rgb1.shape)}")
 
 
 def _check_timesteps(timesteps: Sequence[float]) -> None:

@@ -10,6 +10,7 @@ The graph, for an output of M frames:
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from . import options as option_info
 from .checkpoint import ModelFileError, resolve_model
 from .colour import ColorSpec, from_rgbs, to_rgbs
 from .dedup import DUPLICATE_PROP, drawing_pair, duplicate_metric
-from .engine import Interpolator, Neighbours, resolve_device
+from .engine import Frame, Interpolator, Neighbours, resolve_device
 from .heap import HeapTrimmer, trim_cadence
 from .options import OptionError, Options
 from .scene_cuts import detected_cut, marked_cut, pair_differences
@@ -213,27 +214,32 @@ class _FrameInterpolation:
             return torch.from_numpy(np.stack(planes))[None]
         return self.transfer.upload(planes)
 
-    def _neighbours(self, key: Hashable, b: torch.Tensor, f: list[vs.VideoFrame]) -> Neighbours | None:
+    def _frame(self, frame: vs.VideoFrame) -> Callable[[], torch.Tensor]:
+        """The frame as the engine takes it: converted once, and only if a pair's state needs it (most pairs'
+        states are cached, their neighbours' nearly always)."""
+        return functools.cache(lambda: self._tensor(frame))
+
+    def _neighbours(self, key: Hashable, b: Frame, f: list[vs.VideoFrame]) -> Neighbours | None:
         if self.around is None:
             return None
         around = self.around(key)
-        after = self._tensor(f[2]) if around.after_key is not None and not marked_cut(f[1], f[2]) else None
+        after = self._frame(f[2]) if around.after_key is not None and not marked_cut(f[1], f[2]) else None
         if after is not None and self.transfer is None:
             self._read_ahead(around, b, after, f)
         if not self.engine.quadratic:
             return None
-        before = self._tensor(f[3]) if around.before_key is not None and not marked_cut(f[3], f[0]) else None
+        before = self._frame(f[3]) if around.before_key is not None and not marked_cut(f[3], f[0]) else None
         return Neighbours(before, after, around.before_key, around.after_key, around.gap_before, around.gap_after)
 
-    def _read_ahead(self, around: _Around, b: torch.Tensor, after: torch.Tensor, f: list[vs.VideoFrame]) -> None:
+    def _read_ahead(self, around: _Around, b: Frame, after: Frame, f: list[vs.VideoFrame]) -> None:
         if not self.engine.quadratic:
             self.engine.prepare_ahead(b, after, around.after_key)
         elif around.ahead_key is not None and not marked_cut(f[2], f[4]):
-            self.engine.prepare_ahead(after, self._tensor(f[4]), around.ahead_key)
+            self.engine.prepare_ahead(after, self._frame(f[4]), around.ahead_key)
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         key, t = self.pair_at(n)
-        a, b = self._tensor(f[0]), self._tensor(f[1])
+        a, b = self._frame(f[0]), self._frame(f[1])
         neighbours = self._neighbours(key, b, f)
         if self.transfer is None:
             rendered = self.engine.render(a, b, [float(t)], key=key, neighbours=neighbours)

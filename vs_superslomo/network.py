@@ -183,18 +183,21 @@ class UNet(nn.Module):
         return _leaky(x) if self.output_activation else x
 
 
-def backward_warp(image: Tensor, flow: Tensor, mode: WarpMode = "exact", resample: Resample = "bilinear") -> Tensor:
-    """Sample `image` at (x + u, y + v) for every pixel (x, y); flow is (N, 2, H, W) in pixels."""
+def backward_warp(image: Tensor, flow: Tensor, mode: WarpMode = "exact", resample: Resample = "bilinear",
+                  top: int = 0) -> Tensor:
+    """Sample `image` at (x + u, y + v) for every pixel (x, y); flow is (N, 2, h, W) in pixels and covers the
+    image's rows ``top`` to ``top + h`` (all of them by default)."""
     _, _, h, w = flow.shape
-    ys = torch.arange(h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
+    height = image.shape[-2]
+    ys = torch.arange(top, top + h, device=flow.device, dtype=flow.dtype).view(1, h, 1)
     xs = torch.arange(w, device=flow.device, dtype=flow.dtype).view(1, 1, w)
     x = xs + flow[:, 0]
     y = ys + flow[:, 1]
     if mode == "exact":
         # Pixel centres: pixel i covers [i, i+1) so its centre maps to (2i + 1) / W - 1.
-        grid = torch.stack(((2 * x + 1) / w - 1, (2 * y + 1) / h - 1), dim=3)
+        grid = torch.stack(((2 * x + 1) / w - 1, (2 * y + 1) / height - 1), dim=3)
         return F.grid_sample(image, grid, mode=resample, padding_mode="border", align_corners=False)
-    grid = torch.stack((2 * (x / w - 0.5), 2 * (y / h - 0.5)), dim=3)
+    grid = torch.stack((2 * (x / w - 0.5), 2 * (y / height - 0.5)), dim=3)
     return F.grid_sample(image, grid, mode=resample, padding_mode="zeros", align_corners=True)
 
 
@@ -270,20 +273,18 @@ def _agreement(mine: Tensor, theirs: Tensor, pixels: float) -> Tensor:
     return 1 / (1 + (flow_length(mine - theirs) / tolerance) ** 2)
 
 
-def approximate_flows(f01: Tensor, f10: Tensor, t: Tensor,
-                      acceleration: Acceleration | None = None) -> tuple[Tensor, Tensor]:
+def approximate_flows(f01: Tensor, f10: Tensor, t: Tensor, bend: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The time-dependent flows (Ft->0, Ft->1); t has shape (N, 1, 1, 1).
 
     The paper's approximation weights the estimate seen from frame 0 by 1 - t and the one from frame 1 by t;
-    with an ``acceleration`` each frame's pixels follow a parabola instead of a line, which moves both flows
-    by the same amount (``Acceleration.bend``; zero acceleration is the paper's formula exactly).
+    with quadratic motion each frame's pixels follow a parabola instead of a line, which moves both flows
+    by the same ``bend`` (``Acceleration.bend`` at the flows' size; zero bend is the paper's formula exactly).
     """
     # Coefficients first (t is tiny), then two passes over each full-size flow: this runs for every frame.
     ft0 = torch.addcmul(f10 * (t * t), f01, -(1 - t) * t)
     ft1 = torch.addcmul(f10 * (-t * (1 - t)), f01, (1 - t) * (1 - t))
-    if acceleration is None:
+    if bend is None:
         return ft0, ft1
-    bend = acceleration.bend(t, (f01.shape[-2], f01.shape[-1]))
     return ft0.add_(bend), ft1.add_(bend)
 
 
@@ -318,6 +319,45 @@ class Synthesis:
     flow_t0: Tensor  # refined Ft->0
     flow_t1: Tensor  # refined Ft->1
     visibility_t0: Tensor  # V_t<-0 in (0, 1)
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """A batch of timesteps ready for the full-resolution part of synthesis: warping both frames along the
+    refined time-t flows and fusing them by visibility. Every output pixel depends only on its own row's
+    flows, so :meth:`rows` gives any band of rows exactly as the whole frame would have them: the engine
+    renders large frames band by band to bound the memory this part needs."""
+
+    i0: Tensor  # normalised frames (1 or N, 3, H, W), sampled anywhere
+    i1: Tensor
+    f01: Tensor  # (1 or N, 2, H, W)
+    f10: Tensor
+    tt: Tensor  # (N, 1, 1, 1)
+    corrections: Tensor  # (N, 5, H, W): the U-Net's flow corrections and visibility logit, upsampled
+    bend: Tensor | None  # (N, 2, H, W): quadratic motion's share of both time-t flows
+    mean: Tensor
+    warp: WarpMode
+    resample: Resample
+
+    def rows(self, top: int, bottom: int) -> Synthesis:
+        """The output's rows ``top`` to ``bottom`` (and their flows and visibility)."""
+        n = self.tt.shape[0]
+        band = slice(top, bottom)
+        f01, f10 = (x[..., band, :].expand(n, -1, -1, -1) for x in (self.f01, self.f10))
+        bend = None if self.bend is None else self.bend[..., band, :]
+        ft0, ft1 = approximate_flows(f01, f10, self.tt, bend)
+        out = self.corrections[..., band, :]
+        ft0 = ft0 + out[:, 0:2]
+        ft1 = ft1 + out[:, 2:4]
+        v0 = torch.sigmoid(out[:, 4:5])
+        v1 = 1 - v0
+        i0, i1 = (x.expand(n, -1, -1, -1) for x in (self.i0, self.i1))
+        g0 = backward_warp(i0, ft0, self.warp, self.resample, top)
+        g1 = backward_warp(i1, ft1, self.warp, self.resample, top)
+        w0 = (1 - self.tt) * v0
+        w1 = self.tt * v1
+        fused = (w0 * g0 + w1 * g1) / (w0 + w1 + 1e-8)
+        return Synthesis(fused + self.mean, ft0, ft1, v0)
 
 
 class SuperSloMo(nn.Module):
@@ -390,23 +430,19 @@ class SuperSloMo(nn.Module):
         saves recomputing what the timesteps of a pair share; ``acceleration`` (from
         :func:`quadratic_acceleration`) bends the trajectories.
         """
+        return self.fusion(i0, i1, f01, f10, t, pair, acceleration).rows(0, i0.shape[-2])
+
+    def fusion(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor, t: Tensor,
+               pair: PairFeatures | None = None, acceleration: Acceleration | None = None) -> Fusion:
+        """:meth:`synthesize` up to the full-resolution warping and fusion, which :meth:`Fusion.rows` does for
+        any band of rows."""
         n = t.shape[0]
         tt = t.to(i0.dtype).view(n, 1, 1, 1)
+        size = (i0.shape[-2], i0.shape[-1])
         corrections = self._unet_corrections(pair or self.pair_inputs(i0, i1, f01, f10), tt, acceleration)
-        out = self._from_unet(corrections, (i0.shape[-2], i0.shape[-1]))
-        i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (i0, i1, f01, f10))
-        ft0, ft1 = approximate_flows(f01, f10, tt, acceleration)
-        ft0 = ft0 + out[:, 0:2]
-        ft1 = ft1 + out[:, 2:4]
-        v0 = torch.sigmoid(out[:, 4:5])
-        v1 = 1 - v0
-        mode = self.config.warp
-        g0 = backward_warp(i0, ft0, mode, self.config.resample)
-        g1 = backward_warp(i1, ft1, mode, self.config.resample)
-        w0 = (1 - tt) * v0
-        w1 = tt * v1
-        fused = (w0 * g0 + w1 * g1) / (w0 + w1 + 1e-8)
-        return Synthesis(fused + self._mean(fused.dtype), ft0, ft1, v0)
+        bend = None if acceleration is None else acceleration.bend(tt, size)
+        return Fusion(i0, i1, f01, f10, tt, self._from_unet(corrections, size), bend, self._mean(i0.dtype),
+                      self.config.warp, self.config.resample)
 
     def pair_inputs(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> PairFeatures:
         """A pair's inputs at the U-Net's scale, without the first layer's response."""
@@ -423,7 +459,8 @@ class SuperSloMo(nn.Module):
         """The interpolation U-Net's output at its own resolution for timesteps tt (N, 1, 1, 1)."""
         n = tt.shape[0]
         i0, i1, f01, f10 = (x.expand(n, -1, -1, -1) for x in (pair.i0, pair.i1, pair.f01, pair.f10))
-        ft0, ft1 = approximate_flows(f01, f10, tt, acceleration)
+        bend = None if acceleration is None else acceleration.bend(tt, (f01.shape[-2], f01.shape[-1]))
+        ft0, ft1 = approximate_flows(f01, f10, tt, bend)
         mode = self.config.warp
         g0 = backward_warp(i0, ft0, mode)
         g1 = backward_warp(i1, ft1, mode)
