@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -37,6 +38,29 @@ def test_padding_is_replication_not_resizing(engine: Interpolator) -> None:
     with torch.inference_mode():
         full = engine.model(pa, pb, torch.tensor([0.4])).clamp(0, 1)
     assert torch.allclose(got, full[..., :40, :50], atol=1e-5)
+
+
+def test_sixteen_bit_frames_are_read_as_their_share_of_65535(engine: Interpolator) -> None:
+    gen = torch.Generator().manual_seed(5)
+    a, b = (torch.randint(0, 65536, (1, 3, 40, 50), generator=gen, dtype=torch.int32) for _ in range(2))
+    as_float = engine.interpolate_tensors(a.float() / 65535, b.float() / 65535, [0.3])
+    as_uint16 = engine.interpolate_tensors(a.to(torch.uint16), b.to(torch.uint16), [0.3])
+    assert torch.allclose(as_uint16, as_float, atol=1e-5)
+
+
+def test_frames_given_as_functions_are_read_only_when_a_pair_is_computed(engine: Interpolator) -> None:
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    reads = []
+
+    def frame(x: torch.Tensor) -> Callable[[], torch.Tensor]:
+        return lambda: reads.append(1) or x
+
+    engine.flow_cache.clear()
+    first = engine.interpolate_tensors(a, b, [0.5], key="lazy")
+    again = engine.render(frame(a), frame(b), [0.5], key="lazy").frames
+    assert reads == [] and torch.equal(first, again)
+    engine.render(frame(a), frame(b), [0.5], key="new")
+    assert len(reads) == 2
 
 
 def test_flows_are_computed_once_per_pair_and_reused(engine: Interpolator) -> None:

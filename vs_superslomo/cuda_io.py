@@ -92,7 +92,8 @@ def check_cupy(torch_cuda: str | None = None) -> Any:
 
 
 class CudaPlaneTransfer:
-    """Moves three float32 planes (H, W) to a (1, 3, H, W) CUDA tensor and back, per thread."""
+    """Moves three planes (H, W), float32 or 16-bit (read as [0, 1]), to a float32 (1, 3, H, W) CUDA tensor, and
+    float32 frames back, per thread."""
 
     def __init__(self, device: torch.device) -> None:
         self._cupy: Any = check_cupy()
@@ -116,7 +117,10 @@ class CudaPlaneTransfer:
         h, w = planes[0].shape
         host, stream = self._staging((3, h, w))
         for p, plane in enumerate(planes):
-            np.copyto(host[p], plane)
+            if plane.dtype == np.uint16:
+                np.multiply(plane, np.float32(1 / 65535), out=host[p])
+            else:
+                np.copyto(host[p], plane)
         cp = self._cupy
         with cp.cuda.Device(self.device.index or 0), stream:
             gpu = cp.empty((1, 3, h, w), dtype=cp.float32)

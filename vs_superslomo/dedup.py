@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import vapoursynth as vs
 
+from .colour import analysis_grey
+
 core = vs.core
 
 DEDUP_DOWNSCALE = 4
@@ -25,7 +27,7 @@ def duplicate_metric(rgb: vs.VideoNode) -> vs.VideoNode:
     (frame 0: 1, never a duplicate)."""
     width = max(1, rgb.width // DEDUP_DOWNSCALE)
     height = max(1, rgb.height // DEDUP_DOWNSCALE)
-    green = core.resize.Bilinear(core.std.ShufflePlanes(rgb, 1, vs.GRAY), width, height)
+    green = analysis_grey(rgb, width, height)
     previous = green[0] + green[:-1] if green.num_frames > 1 else green
     diff = core.std.Expr([green, previous], "x y - abs")
     stats = core.std.PlaneStats(diff)

@@ -55,8 +55,9 @@ ACCELERATION_BLOCK = 4
 DIS_MIN_SIDE = 16
 
 T = TypeVar("T")
-# A (1, 3, H, W) RGB frame in [0, 1], or a function giving one: the engine calls it only when it needs the
-# frame, i.e. when a pair's state is not cached (the filter's frames then cost no conversion).
+# A (1, 3, H, W) RGB frame in [0, 1] (float, or 16-bit integers read as a share of 65535), or a function giving
+# one: the engine calls it only when it needs the frame, when a pair's state is not cached (the filter's frames
+# then cost no conversion).
 Frame = Tensor | Callable[[], Tensor]
 _AHEAD_LOCK = threading.Lock()
 ImageLike = TypeVar("ImageLike", np.ndarray, Tensor)
@@ -290,14 +291,22 @@ class Interpolator:
     # -- tensor API -------------------------------------------------------------------------
 
     def _prepare(self, rgb: Tensor) -> Tensor:
-        """The network's input: normalised and padded, written once into a buffer of the padded size."""
-        x = rgb.to(self.device, self.dtype, non_blocking=True)
+        """The network's input: normalised and padded, written once into a buffer of the padded size. Integer
+        frames (the filter's 16-bit RGB) are read as their share of the type's largest value."""
+        x = rgb.to(self.device, non_blocking=True)
+        unit = 1.0 if x.is_floating_point() else 1 / torch.iinfo(x.dtype).max
+        mean = self.model.get_buffer("mean").to(self.dtype)
         if self.pad_mode != "replicate" or self.channels_last:
-            return _pad(self.model.normalize(x), self.multiple, self.pad_mode).contiguous(
-                memory_format=self.memory_format)
+            x = torch.mul(x, unit).to(self.dtype) - mean
+            return _pad(x, self.multiple, self.pad_mode).contiguous(memory_format=self.memory_format)
         h, w = x.shape[-2:]
-        out = x.new_empty((*x.shape[:-2], padded_size(h, self.multiple), padded_size(w, self.multiple)))
-        torch.sub(x, self.model.get_buffer("mean").to(x.dtype), out=out[..., :h, :w])
+        out = torch.empty((*x.shape[:-2], padded_size(h, self.multiple), padded_size(w, self.multiple)),
+                          dtype=self.dtype, device=self.device)
+        inner = out[..., :h, :w]
+        if unit == 1.0:
+            torch.sub(x, mean, out=inner)
+        else:
+            torch.mul(x, unit, out=inner).sub_(mean)
         out[..., :h, w:] = out[..., :h, w - 1 : w]
         out[..., h:, :] = out[..., h - 1 : h, :]
         return out

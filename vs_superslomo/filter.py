@@ -3,7 +3,8 @@
 The graph, for an output of M frames:
   first  = source frame i of each slot (DeleteFrames/DuplicateFrames: static, no per-frame nodes)
   second = source frame i + 1 of each slot
-  interp = RGBS(first), RGBS(second) -> engine (ModifyFrame) -> back to the source format
+  interp = RGB(first), RGB(second) (16-bit, or float for float sources) -> engine (ModifyFrame) -> back to the
+           source format
   output = FrameEval choosing per frame: first (source time), the nearer source frame (scene cut),
            or interp; then the output's constant duration props.
 """
@@ -24,7 +25,7 @@ import vapoursynth as vs
 
 from . import options as option_info
 from .checkpoint import ModelFileError, resolve_model
-from .colour import ColorSpec, from_rgbs, to_rgbs
+from .colour import ColorSpec, from_rgb, to_rgb
 from .dedup import DUPLICATE_PROP, drawing_pair, duplicate_metric
 from .engine import Frame, Interpolator, Neighbours, resolve_device
 from .heap import HeapTrimmer, trim_cadence
@@ -248,13 +249,22 @@ class _FrameInterpolation:
             rendered = self.engine.render(a, b, [float(t)], key=key, to_cpu=False, neighbours=neighbours)
             frame = self.transfer.download(rendered.frames[0])
         out = f[0].copy()
-        for p in range(3):
-            np.copyto(np.asarray(out[p]), frame[p])
+        _write_planes(out, frame)
         out.props[FALLBACK_PROP] = rendered.fallback
         if self.trimmer is None:
             self.trimmer = HeapTrimmer(trim_cadence(out.width, out.height))
         self.trimmer.tick()
         return out
+
+
+def _write_planes(out: vs.VideoFrame, frame: np.ndarray) -> None:
+    """Float RGB in [0, 1] (3, H, W) into a float or 16-bit RGB frame."""
+    for p in range(3):
+        plane = np.asarray(out[p])
+        if plane.dtype == np.uint16:
+            np.copyto(plane, np.rint(frame[p] * np.float32(65535)), casting="unsafe")
+        else:
+            np.copyto(plane, frame[p])
 
 
 @dataclass(frozen=True)
@@ -294,7 +304,7 @@ def _interpolated(clip: vs.VideoNode, rgb: vs.VideoNode, color: ColorSpec, align
     neighbours = [aligned(_shifted(rgb, 2)), aligned(_shifted(rgb, -1)), aligned(_shifted(rgb, 3))]
     interp_rgb = core.std.ModifyFrame(blank, [rgb_pairs.first, rgb_pairs.second, *neighbours],
                                       _FrameInterpolation(pair_at, engine, around))
-    interp = from_rgbs(interp_rgb, clip.format, color)
+    interp = from_rgb(interp_rgb, clip.format, color)
     pairs = _PairClips.of(clip, aligned)
 
     def with_props(n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
@@ -334,7 +344,7 @@ def _build_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, opts:
     color = _colour_of(clip)
     aligned = _Alignment.of(timing)
     pairs = _PairClips.of(clip, aligned)
-    rgb = to_rgbs(clip, color)
+    rgb = to_rgb(clip, color)
     interp = _interpolated(clip, rgb, color, aligned, timing, engine)
     prop_src = [pairs.first, pairs.second]
     if opts.sc:
@@ -433,7 +443,7 @@ def _held_interpolations(clip: vs.VideoNode, clips: _HeldClips, color: ColorSpec
 
             rgb = core.std.ModifyFrame(blank, [clips.rgb[first], clips.rgb[second]],
                                        _FrameInterpolation(pair_at, engine))
-            interp = from_rgbs(rgb, clip.format, color)
+            interp = from_rgb(rgb, clip.format, color)
             nodes[first, second] = core.std.ModifyFrame(
                 interp, [interp, clips.source[first], clips.source[second]], with_props)
     return nodes
@@ -443,7 +453,7 @@ def _build_held_graph(clip: vs.VideoNode, timing: Timing, engine: Interpolator, 
     """The graph with ``dedup``: output n interpolates between the drawings around it (see dedup.py)."""
     color = _colour_of(clip)
     m = opts.dedup_max_run
-    clips = _HeldClips.of(clip, to_rgbs(clip, color), _Alignment.of(timing), m, opts.sc)
+    clips = _HeldClips.of(clip, to_rgb(clip, color), _Alignment.of(timing), m, opts.sc)
     interps = _held_interpolations(clip, clips, color, timing, engine, m)
     decision = _HeldDecision(timing, clip.num_frames, m, float(opts.dedup_threshold))
     sources = [clips.source[o] for o in range(-m + 1, m + 1)]

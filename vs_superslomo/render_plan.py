@@ -35,7 +35,7 @@ def output_timing(job: Any) -> Timing | None:
 
 def source_cuts(clip: Any, first: int, end: int, detect: bool) -> list[int]:
     """Source frames i in [first, end) that start a new shot: the pair (i - 1, i) is a cut for the filter."""
-    from .colour import ColorSpec, to_rgbs
+    from .colour import ColorSpec, to_rgb
     from .scene_cuts import detected_cut, marked_cut, pair_differences
 
     lo, hi = max(0, first - 2), min(clip.num_frames, end + 2)  # neighbours of the pairs, as in the whole clip
@@ -44,7 +44,7 @@ def source_cuts(clip: Any, first: int, end: int, detect: bool) -> list[int]:
         return []
     with clip.get_frame(0) as frame:
         color = ColorSpec.of(clip, frame.props)
-    diffs = pair_differences(to_rgbs(part, color))
+    diffs = pair_differences(to_rgb(part, color))
     threshold = float(option_info.default("sc_threshold"))
     cuts = []
     for k in range(1, part.num_frames - 2):  # pair (k, k + 1) of the part, with both neighbours inside it

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import vapoursynth as vs
 
+from .colour import analysis_grey
+
 core = vs.core
 
 # Scene cuts are judged on frames downscaled to this width: the layout of a shot survives, so
@@ -24,11 +26,11 @@ def is_scene_cut(diff: float, before: float, after: float, threshold: float) -> 
 
 def pair_differences(rgb: vs.VideoNode) -> tuple[vs.VideoNode, vs.VideoNode, vs.VideoNode]:
     """Clips whose frame i carries, in ``PlaneStatsDiff``, the difference of pair (i, i + 1), of the
-    pair before it and of the pair after it; measured on the green plane of the float RGB clip."""
+    pair before it and of the pair after it; measured on the green plane of the RGB clip."""
     last = rgb.num_frames - 1
     small_w = min(rgb.width, SC_ANALYSIS_WIDTH)
     small_h = max(1, round(rgb.height * small_w / rgb.width))
-    green = core.resize.Bilinear(core.std.ShufflePlanes(rgb, 1, vs.GRAY), small_w, small_h)
+    green = analysis_grey(rgb, small_w, small_h)
     stats = core.std.PlaneStats(green, green[1:] + green[last])
     before = stats[0] + stats[:last] if last > 0 else stats
     after = stats[1:] + stats[last] if last > 0 else stats
