@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import make_model
 
 from vs_superslomo import Interpolator
-from vs_superslomo.engine import BoundedComputeCache, usable_cpus
+from vs_superslomo.engine import BoundedComputeCache, PairKey, usable_cpus
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,19 @@ def test_frames_given_as_functions_are_read_only_when_a_pair_is_computed(engine:
     assert reads == [] and torch.equal(first, again)
     engine.render(frame(a), frame(b), [0.5], key="new")
     assert len(reads) == 2
+
+
+def test_pairs_named_by_their_frames_share_the_frame_between_them(engine: Interpolator) -> None:
+    frames = [torch.rand(1, 3, 32, 48) for _ in range(3)]
+    engine.flow_cache.clear()
+    before = engine.frame_cache.computations
+    shared = [engine.interpolate_tensors(frames[k], frames[k + 1], [0.4], key=PairKey(("clip", k), ("clip", k + 1)))
+              for k in range(2)]
+    assert engine.frame_cache.computations - before == 3  # frame 1 prepared once for both pairs
+    states = [engine.flow_cache.get(PairKey(("clip", k), ("clip", k + 1)), lambda: None) for k in range(2)]
+    assert states[0].i1 is states[1].i0
+    alone = [engine.interpolate_tensors(frames[k], frames[k + 1], [0.4]) for k in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(shared, alone, strict=True))
 
 
 def test_flows_are_computed_once_per_pair_and_reused(engine: Interpolator) -> None:
@@ -188,14 +201,14 @@ def test_frames_of_several_threads_are_evaluated_side_by_side_on_the_cpu() -> No
     lock = threading.Lock()
     original = engine._pair_state
 
-    def counting(rgb0: torch.Tensor, rgb1: torch.Tensor):  # type: ignore[no-untyped-def]
+    def counting(rgb0: torch.Tensor, rgb1: torch.Tensor, key: object = None):  # type: ignore[no-untyped-def]
         nonlocal inside, most
         with lock:
             inside += 1
             most = max(most, inside)
         try:
             time.sleep(0.2)  # long enough for the other thread to arrive
-            return original(rgb0, rgb1)
+            return original(rgb0, rgb1, key)
         finally:
             with lock:
                 inside -= 1

@@ -34,8 +34,8 @@ from .network import (
 from .options import FLOW_SCALES, DisPreset, Options
 from .options import names as option_names
 
-__all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Neighbours", "Rendered", "resolve_device",
-           "usable_cpus"]
+__all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Neighbours", "PairKey", "Rendered",
+           "resolve_device", "usable_cpus"]
 
 PadMode = Literal["replicate", "reflect"]
 # Default number of frame pairs whose flows stay cached: the pairs of the two frames being rendered at once,
@@ -141,6 +141,16 @@ class _PairState:
     fallback_share: float = 0.0
     # F0->1 and F1->0 averaged over ACCELERATION_BLOCK blocks, in block pixels (for quadratic motion).
     block_flows: tuple[Tensor, Tensor] | None = None
+
+
+@dataclass(frozen=True)
+class PairKey:
+    """A flow-cache key that names the pair's two source frames: pairs sharing a frame (pair k's second is pair
+    k + 1's first) then share its prepared copy (normalised and padded: 25 MB at 1920x1080) instead of holding
+    one each. The frame keys must name the same frame wherever they are used."""
+
+    first: Hashable
+    second: Hashable
 
 
 @dataclass(frozen=True)
@@ -272,6 +282,7 @@ class Interpolator:
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.model = self._own_copy(model)
         self.flow_cache = BoundedComputeCache(cache_pairs)
+        self.frame_cache = BoundedComputeCache(cache_pairs + 1)  # prepared frames of PairKey pairs
         # On the CPU, evaluations of different frames run side by side (VapourSynth asks for frames from
         # several threads), each on ``threads`` torch threads, as many at once as the CPUs hold.
         self.concurrent = max(1, usable_cpus() // self.threads)
@@ -329,11 +340,22 @@ class Interpolator:
                         for f in (f01, f10))
         return _pad(f01, self.multiple, "replicate"), _pad(f10, self.multiple, "replicate")
 
-    def _pair_state(self, frame0: Frame, frame1: Frame) -> _PairState:
-        rgb0, rgb1 = _loaded(frame0), _loaded(frame1)
-        _check_pair(rgb0, rgb1)
-        i0, i1 = self._prepare(rgb0), self._prepare(rgb1)
-        h, w = rgb0.shape[-2:]
+    def _prepared(self, frame: Frame, frame_key: Hashable | None) -> tuple[Tensor, tuple[int, int]]:
+        """A frame prepared for the network (``_prepare``) and its size; shared by frame key when there is one."""
+        def prepare() -> tuple[Tensor, tuple[int, int]]:
+            rgb = _loaded(frame)
+            if rgb.dim() != 4 or rgb.shape[:2] != (1, 3):
+                raise ValueError(f"frames must both be (1, 3, H, W), got {tuple(rgb.shape)}")
+            return self._prepare(rgb), (rgb.shape[-2], rgb.shape[-1])
+
+        return prepare() if frame_key is None else self.frame_cache.get(frame_key, prepare)
+
+    def _pair_state(self, frame0: Frame, frame1: Frame, key: Hashable | None = None) -> _PairState:
+        keys = (key.first, key.second) if isinstance(key, PairKey) else (None, None)
+        (i0, size), (i1, size1) = self._prepared(frame0, keys[0]), self._prepared(frame1, keys[1])
+        if size != size1:
+            raise ValueError(f"frames must both be (1, 3, H, W) of one size, got {size} and {size1}")
+        h, w = size
         f01, f10 = self._flows(i0, i1, (h, w))
         features = self.model.pair_features(i0, i1, f01, f10)
         blocks = _block_flows(f01, f10) if self.quadratic else None
@@ -440,7 +462,7 @@ class Interpolator:
 
     def _state(self, rgb0: Frame, rgb1: Frame, key: Hashable | None) -> _PairState:
         def compute() -> _PairState:
-            return self._run(lambda: self._pair_state(rgb0, rgb1))
+            return self._run(lambda: self._pair_state(rgb0, rgb1, key))
 
         return compute() if key is None else self.flow_cache.get(key, compute)
 

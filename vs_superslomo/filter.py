@@ -27,7 +27,7 @@ from . import options as option_info
 from .checkpoint import ModelFileError, resolve_model
 from .colour import ColorSpec, from_rgb, to_rgb
 from .dedup import DUPLICATE_PROP, drawing_pair, duplicate_metric
-from .engine import Frame, Interpolator, Neighbours, resolve_device
+from .engine import Frame, Interpolator, Neighbours, PairKey, resolve_device
 from .heap import HeapTrimmer, trim_cadence
 from .options import OptionError, Options
 from .scene_cuts import detected_cut, marked_cut, pair_differences
@@ -287,19 +287,20 @@ def _interpolated(clip: vs.VideoNode, rgb: vs.VideoNode, color: ColorSpec, align
 
     def pair_at(n: int) -> tuple[Hashable, Fraction]:
         slot = timing.slot(n)
-        return slot.index, slot.t
+        return PairKey(slot.index, slot.index + 1), slot.t
 
     last_pair = clip.num_frames - 2
 
     def around(key: Hashable) -> _Around:
-        assert isinstance(key, int)
-        span = timing.start(key + 1) - timing.start(key)
-        before = key - 1 if key > 0 else None
-        after = key + 1 if key < last_pair else None
-        ahead = key + 2 if key + 1 < last_pair else None
+        assert isinstance(key, PairKey) and isinstance(key.first, int)
+        k = key.first
+        span = timing.start(k + 1) - timing.start(k)
+        before = PairKey(k - 1, k) if k > 0 else None
+        after = PairKey(k + 1, k + 2) if k < last_pair else None
+        ahead = PairKey(k + 2, k + 3) if k + 1 < last_pair else None
         return _Around(before, after, ahead,
-                       1.0 if before is None else float((timing.start(key) - timing.start(key - 1)) / span),
-                       1.0 if after is None else float((timing.start(key + 2) - timing.start(key + 1)) / span))
+                       1.0 if before is None else float((timing.start(k) - timing.start(k - 1)) / span),
+                       1.0 if after is None else float((timing.start(k + 2) - timing.start(k + 1)) / span))
 
     neighbours = [aligned(_shifted(rgb, 2)), aligned(_shifted(rgb, -1)), aligned(_shifted(rgb, 3))]
     interp_rgb = core.std.ModifyFrame(blank, [rgb_pairs.first, rgb_pairs.second, *neighbours],
@@ -433,7 +434,7 @@ def _held_interpolations(clip: vs.VideoNode, clips: _HeldClips, color: ColorSpec
 
             def pair_at(n: int, first: int = first, second: int = second) -> tuple[Hashable, Fraction]:
                 index = timing.slot(n).index
-                return (index + first, index + second), timing.position(n, index + first, index + second)
+                return PairKey(index + first, index + second), timing.position(n, index + first, index + second)
 
             def with_props(n: int, f: list[vs.VideoFrame], first: int = first, second: int = second) -> vs.VideoFrame:
                 a = timing.slot(n).index + first
