@@ -39,9 +39,9 @@ __all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Neighbours", "
 
 PadMode = Literal["replicate", "reflect"]
 # Default number of frame pairs whose flows stay cached: the pairs of the two frames being rendered at once,
-# the pairs before and after them (quadratic motion) and the one read ahead. One 1080p pair holds its two
-# padded frames, two flows, the U-Net's half-resolution inputs and first-layer response and the fail-safe's
-# map: ~120 MB with the shipped model.
+# the pairs before and after them (quadratic motion) and the one read ahead. One 1080p pair holds two flows,
+# the U-Net's half-resolution inputs and first-layer response, the fail-safe's map and its two padded frames,
+# which pairs named by ``PairKey`` share with their neighbours: ~95 MB with the shipped model.
 DEFAULT_CACHE_PAIRS = 5
 # Full-resolution warping and fusion run in bands of rows of about this many pixels (``Fusion.rows``): at
 # 1920x1080 the whole frame held ~250 MB of frame-sized tensors at once per evaluation; smaller frames are
