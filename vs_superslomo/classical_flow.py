@@ -58,10 +58,19 @@ def _finest_scale_for(dis: cv2.DISOpticalFlow, preset_finest: int, height: int, 
     dis.setFinestScale(max(0, min(preset_finest, coarsest)))
 
 
+# Rows converted at a time to grey: the steps in between are frame-sized otherwise (four 25 MB arrays at 1080p).
+GREY_BAND_ROWS = 128
+
+
 def _grey_u8(rgb: Tensor) -> np.ndarray:
     """(3, H, W) RGB in [0, 1] to an (H, W) uint8 luma image (OpenCV's BT.601 grey, as DIS expects)."""
-    rgb8 = (rgb.detach().float().clamp(0, 1).cpu() * 255).round().to(torch.uint8).permute(1, 2, 0)
-    return cv2.cvtColor(np.ascontiguousarray(rgb8.numpy()), cv2.COLOR_RGB2GRAY)
+    height, width = rgb.shape[-2:]
+    grey = np.empty((height, width), np.uint8)
+    for top in range(0, height, GREY_BAND_ROWS):
+        band = rgb[:, top : top + GREY_BAND_ROWS]
+        rgb8 = (band.detach().float().clamp(0, 1).cpu() * 255).round().to(torch.uint8).permute(1, 2, 0)
+        grey[top : top + GREY_BAND_ROWS] = cv2.cvtColor(np.ascontiguousarray(rgb8.numpy()), cv2.COLOR_RGB2GRAY)
+    return grey
 
 
 def _constant_flow(shape: tuple[int, ...], shift: tuple[float, float]) -> np.ndarray:

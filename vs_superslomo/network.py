@@ -394,7 +394,8 @@ class SuperSloMo(nn.Module):
         if s == 1.0:
             return out
         big = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
-        return torch.cat((big[:, :4] / s, big[:, 4:]), dim=1)
+        big[:, :4] /= s  # in place: one frame-sized tensor fewer
+        return big
 
     def _mean(self, dtype: torch.dtype) -> Tensor:
         return self.get_buffer("mean").to(dtype)
