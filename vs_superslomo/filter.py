@@ -234,9 +234,15 @@ class _FrameInterpolation:
 
     def _read_ahead(self, around: _Around, b: Frame, after: Frame, f: list[vs.VideoFrame]) -> None:
         if not self.engine.quadratic:
-            self.engine.prepare_ahead(b, after, around.after_key)
+            key, first, second = around.after_key, b, after
         elif around.ahead_key is not None and not marked_cut(f[2], f[4]):
-            self.engine.prepare_ahead(after, self._frame(f[4]), around.ahead_key)
+            key, first, second = around.ahead_key, after, self._frame(f[4])
+        else:
+            return
+        if key not in self.engine.flow_cache:
+            # Converted here, not in the background: a task still queued when vspipe stops early (--end) must
+            # not hold VapourSynth frames while the core shuts down (vspipe then exited 1, now and then).
+            self.engine.prepare_ahead(_loaded_now(first), _loaded_now(second), key)
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         key, t = self.pair_at(n)
@@ -255,6 +261,10 @@ class _FrameInterpolation:
             self.trimmer = HeapTrimmer(trim_cadence(out.width, out.height))
         self.trimmer.tick()
         return out
+
+
+def _loaded_now(frame: Frame) -> torch.Tensor:
+    return frame if isinstance(frame, torch.Tensor) else frame()
 
 
 def _write_planes(out: vs.VideoFrame, frame: np.ndarray) -> None:
