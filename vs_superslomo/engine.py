@@ -343,7 +343,7 @@ class Interpolator:
     def _prepared(self, frame: Frame, frame_key: Hashable | None) -> tuple[Tensor, tuple[int, int]]:
         """A frame prepared for the network (``_prepare``) and its size; shared by frame key when there is one."""
         def prepare() -> tuple[Tensor, tuple[int, int]]:
-            rgb = _loaded(frame)
+            rgb = load_frame(frame)
             if rgb.dim() != 4 or rgb.shape[:2] != (1, 3):
                 raise ValueError(f"frames must both be (1, 3, H, W), got {tuple(rgb.shape)}")
             return self._prepare(rgb), (rgb.shape[-2], rgb.shape[-1])
@@ -504,7 +504,8 @@ def _block_flows(f01: Tensor, f10: Tensor) -> tuple[Tensor, Tensor]:
     return F.avg_pool2d(f01, b) / b, F.avg_pool2d(f10, b) / b
 
 
-def _loaded(frame: Frame) -> Tensor:
+def load_frame(frame: Frame) -> Tensor:
+    """The tensor of a ``Frame`` (calling it if it is a function)."""
     return frame if isinstance(frame, Tensor) else frame()
 
 

@@ -27,7 +27,7 @@ from . import options as option_info
 from .checkpoint import ModelFileError, resolve_model
 from .colour import ColorSpec, from_rgb, to_rgb
 from .dedup import DUPLICATE_PROP, drawing_pair, duplicate_metric
-from .engine import Frame, Interpolator, Neighbours, PairKey, resolve_device
+from .engine import Frame, Interpolator, Neighbours, PairKey, load_frame, resolve_device
 from .heap import HeapTrimmer, trim_cadence
 from .options import OptionError, Options
 from .scene_cuts import detected_cut, marked_cut, pair_differences
@@ -242,7 +242,7 @@ class _FrameInterpolation:
         if key not in self.engine.flow_cache:
             # Converted here, not in the background: a task still queued when vspipe stops early (--end) must
             # not hold VapourSynth frames while the core shuts down (vspipe then exited 1, now and then).
-            self.engine.prepare_ahead(_loaded_now(first), _loaded_now(second), key)
+            self.engine.prepare_ahead(load_frame(first), load_frame(second), key)
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
         key, t = self.pair_at(n)
@@ -261,10 +261,6 @@ class _FrameInterpolation:
             self.trimmer = HeapTrimmer(trim_cadence(out.width, out.height))
         self.trimmer.tick()
         return out
-
-
-def _loaded_now(frame: Frame) -> torch.Tensor:
-    return frame if isinstance(frame, torch.Tensor) else frame()
 
 
 def _write_planes(out: vs.VideoFrame, frame: np.ndarray) -> None:
