@@ -306,18 +306,14 @@ class Interpolator:
         frames (the filter's 16-bit RGB) are read as their share of the type's largest value."""
         x = rgb.to(self.device, non_blocking=True)
         unit = 1.0 if x.is_floating_point() else 1 / torch.iinfo(x.dtype).max
-        mean = self.model.get_buffer("mean").to(self.dtype)
         if self.pad_mode != "replicate" or self.channels_last:
-            x = torch.mul(x, unit).to(self.dtype) - mean
+            x = self.model.normalize(torch.mul(x, unit).to(self.dtype))
             return _pad(x, self.multiple, self.pad_mode).contiguous(memory_format=self.memory_format)
         h, w = x.shape[-2:]
         out = torch.empty((*x.shape[:-2], padded_size(h, self.multiple), padded_size(w, self.multiple)),
                           dtype=self.dtype, device=self.device)
         inner = out[..., :h, :w]
-        if unit == 1.0:
-            torch.sub(x, mean, out=inner)
-        else:
-            torch.mul(x, unit, out=inner).sub_(mean)
+        self.model.normalize(x if unit == 1.0 else torch.mul(x, unit, out=inner), out=inner)
         out[..., :h, w:] = out[..., :h, w - 1 : w]
         out[..., h:, :] = out[..., h - 1 : h, :]
         return out

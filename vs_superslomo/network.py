@@ -400,9 +400,11 @@ class SuperSloMo(nn.Module):
     def _mean(self, dtype: torch.dtype) -> Tensor:
         return self.get_buffer("mean").to(dtype)
 
-    def normalize(self, rgb: Tensor) -> Tensor:
-        """RGB in [0, 1] to the network's input space."""
-        return rgb - self._mean(rgb.dtype)
+    def normalize(self, rgb: Tensor, out: Tensor | None = None) -> Tensor:
+        """RGB in [0, 1] to the network's input space (into ``out`` when given, which may be ``rgb`` itself)."""
+        if out is None:
+            return rgb - self._mean(rgb.dtype)
+        return torch.sub(rgb, self._mean(out.dtype), out=out)
 
     def denormalize(self, x: Tensor) -> Tensor:
         """The network's input space back to RGB in [0, 1]."""
