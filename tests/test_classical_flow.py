@@ -45,6 +45,16 @@ def test_dis_flows_keep_the_batch_and_the_dtype() -> None:
     assert f01[0, 0].mean() > 1.5 and f01[1, 0].mean() < -1.5
 
 
+def test_frames_converted_band_by_band_give_the_flows_of_the_converted_frames() -> None:
+    # The engine hands DIS its normalised frames and the way back, instead of a converted copy of each.
+    offset = torch.tensor([0.43, 0.43, 0.40]).view(1, 3, 1, 1)
+    n0, n1 = (x - offset for x in _photo_pair(dx=4, dy=-2))  # 160 rows: more than one band
+    converted = dis_flows(n0 + offset, n1 + offset)
+    banded = dis_flows(n0, n1, to_rgb=lambda x: x + offset)
+    assert all(torch.equal(a, b) for a, b in zip(converted, banded, strict=True))
+    assert float(converted[0][:, 0].mean()) > 3.5
+
+
 @pytest.mark.parametrize("preset", ["ultrafast", "fast", "medium"])
 def test_flows_do_not_depend_on_what_the_thread_computed_before(preset: str) -> None:
     # On frames too small for the preset's finest scale OpenCV's DIS returned what its buffers held

@@ -203,6 +203,21 @@ def test_random_access_and_thread_counts_give_identical_frames(tiny_model_path: 
         assert data == seq[n], n
 
 
+def test_vapoursynth_caches_hold_a_fixed_window_of_the_filters_rgb_frames(tiny_model_path: Path) -> None:
+    # The filter's frame-reordering nodes had adaptive caches holding every RGB frame they passed (~400 MB
+    # after 24 source frames at 1920x1080); 40 source frames held 44 RGB frames' worth here.
+    from vs_superslomo.filter import NEIGHBOUR_WINDOW
+
+    clip = _pattern_clip(length=40, fmt=vs.YUV420P8, width=320, height=192)
+    core.std.SetVideoCache(clip, 0)  # the source's caches are the script's own
+    core.clear_cache()
+    out = interpolate(clip, factor=2, model=tiny_model_path)
+    for _ in out.frames():
+        pass
+    rgb_frames = core.used_cache_size / (320 * 192 * 3 * 2)
+    assert rgb_frames < NEIGHBOUR_WINDOW + core.num_threads + 10
+
+
 FORMATS = [vs.YUV420P8, vs.YUV422P10, vs.YUV444P16, vs.YUV420PH, vs.YUV444PS, vs.RGB24, vs.RGB30, vs.RGB48,
            vs.RGBH, vs.RGBS, vs.GRAY8, vs.GRAY16, vs.GRAYS]
 

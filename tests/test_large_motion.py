@@ -117,6 +117,9 @@ def test_inconsistent_flows_fall_back_only_where_the_halfway_warps_disagree() ->
     textured = [_tensor(_render(214, 160, 0, 0)), _tensor(_render(214, 160, -12, 0))]
     assert float(fallback_map(f01, f10, *textured).min()) > 0.95
     assert float(fallback_map(f01, f10).min()) > 0.95  # without the frames the flows alone decide
+    # Only differences of the frames count: the engine passes its normalised frames (RGB minus a mean).
+    shifted = fallback_map(f01, f10, _tensor(stripes) - 0.43, _tensor(moved) - 0.43)
+    assert torch.allclose(shifted, weight, atol=1e-5) and float(weight.max()) > 0.5
 
 
 def _two_frame_clip(frames: list[np.ndarray]) -> vs.VideoNode:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -62,12 +63,14 @@ def _finest_scale_for(dis: cv2.DISOpticalFlow, preset_finest: int, height: int, 
 GREY_BAND_ROWS = 128
 
 
-def _grey_u8(rgb: Tensor) -> np.ndarray:
-    """(3, H, W) RGB in [0, 1] to an (H, W) uint8 luma image (OpenCV's BT.601 grey, as DIS expects)."""
+def _grey_u8(rgb: Tensor, to_rgb: Callable[[Tensor], Tensor] | None = None) -> np.ndarray:
+    """(3, H, W) RGB in [0, 1] (or anything ``to_rgb`` turns into it, band by band) to an (H, W) uint8 luma image
+    (OpenCV's BT.601 grey, as DIS expects)."""
     height, width = rgb.shape[-2:]
     grey = np.empty((height, width), np.uint8)
     for top in range(0, height, GREY_BAND_ROWS):
         band = rgb[:, top : top + GREY_BAND_ROWS]
+        band = band if to_rgb is None else to_rgb(band[None])[0]
         rgb8 = (band.detach().float().clamp(0, 1).cpu() * 255).round().to(torch.uint8).permute(1, 2, 0)
         grey[top : top + GREY_BAND_ROWS] = cv2.cvtColor(np.ascontiguousarray(rgb8.numpy()), cv2.COLOR_RGB2GRAY)
     return grey
@@ -104,22 +107,23 @@ def _pair_flows(dis: cv2.DISOpticalFlow, grey0: np.ndarray, grey1: np.ndarray) -
             fuse_flows(grey1, grey0, [backward, seeded[1], seeds[1]]))
 
 
-def dis_flows(rgb0: Tensor, rgb1: Tensor, preset: DisPreset = "medium") -> tuple[Tensor, Tensor]:
-    """Flows (F0->1, F1->0) in pixels, (N, 2, H, W), between RGB batches (N, 3, H, W) in [0, 1].
+def dis_flows(rgb0: Tensor, rgb1: Tensor, preset: DisPreset = "medium",
+              to_rgb: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """Flows (F0->1, F1->0) in pixels, (N, 2, H, W), between RGB batches (N, 3, H, W) in [0, 1], or batches that
+    ``to_rgb`` turns into those (applied to bands of rows, so no converted copy of a whole frame is made).
 
     The result has the device and dtype of the input.
     """
     if preset not in _PRESETS:
         raise ValueError(f"DIS preset must be one of {', '.join(DIS_PRESETS)}, got {preset!r}")
     dis, preset_finest = _estimator(preset)
-    _finest_scale_for(dis, preset_finest, rgb0.shape[-2], rgb0.shape[-1])
-    forward, backward = [], []
-    for a, b in zip(rgb0, rgb1, strict=True):
-        f, g = _pair_flows(dis, _grey_u8(a), _grey_u8(b))
-        forward.append(torch.from_numpy(f))
-        backward.append(torch.from_numpy(g))
-
-    def stack(flows: list[Tensor]) -> Tensor:
-        return torch.stack(flows).permute(0, 3, 1, 2).to(rgb0.device, rgb0.dtype).contiguous()
-
-    return stack(forward), stack(backward)
+    height, width = rgb0.shape[-2:]
+    _finest_scale_for(dis, preset_finest, height, width)
+    shape = (rgb0.shape[0], 2, height, width)
+    forward = torch.empty(shape, dtype=rgb0.dtype, device=rgb0.device)
+    backward = torch.empty(shape, dtype=rgb0.dtype, device=rgb0.device)
+    for i, (a, b) in enumerate(zip(rgb0, rgb1, strict=True)):
+        f, g = _pair_flows(dis, _grey_u8(a, to_rgb), _grey_u8(b, to_rgb))
+        forward[i] = torch.from_numpy(f).permute(2, 0, 1)
+        backward[i] = torch.from_numpy(g).permute(2, 0, 1)
+    return forward, backward

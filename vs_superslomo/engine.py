@@ -357,8 +357,8 @@ class Interpolator:
         blocks = _block_flows(f01, f10) if self.quadratic else None
         if not self.fallback:
             return _PairState(i0, i1, f01, f10, features, (h, w), block_flows=blocks)
-        frames = [self.model.denormalize(x[..., :h, :w]) for x in (i0, i1)]
-        weight = fallback_map(f01[..., :h, :w], f10[..., :h, :w], frames[0], frames[1])
+        crop = (..., slice(0, h), slice(0, w))
+        weight = fallback_map(f01[crop], f10[crop], i0[crop], i1[crop])
         share = float(weight.float().mean())
         weight = _pad(weight, self.multiple, "replicate")
         return _PairState(i0, i1, f01, f10, features, (h, w), weight if share > 0 else None, share, blocks)

@@ -87,7 +87,8 @@ def _disagreeing(image0: Tensor, image1: Tensor, f01: Tensor, f10: Tensor) -> Te
 def fallback_map(f01: Tensor, f10: Tensor, i0: Tensor | None = None, i1: Tensor | None = None) -> Tensor:
     """(N, 1, H, W) in [0, 1]: how far each output pixel falls back to blending, from flows (N, 2, H, W)
     in pixels and, when given, the frames (N, C, H, W; 0-1 range) they connect. Exactly 0 where the flows
-    agree (and, with frames, explain the pair)."""
+    agree (and, with frames, explain the pair). Only differences of the frames count, so frames offset by a
+    constant (the network's normalised frames) give the same map."""
     h, w = f01.shape[-2:]
     if min(h, w) < MIN_SIDE:
         return torch.zeros_like(f01[:, :1])

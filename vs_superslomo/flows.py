@@ -21,7 +21,7 @@ def compute_flows(model: SuperSloMo, i0: Tensor, i1: Tensor,
     ``dis_preset`` is DIS's speed/quality preset for models with DIS flows; flow-network models ignore it.
     """
     if model.flow_net is None:
-        return dis_flows(model.denormalize(i0), model.denormalize(i1), dis_preset)
+        return dis_flows(i0, i1, dis_preset, to_rgb=model.denormalize)
     return model.compute_flows(i0, i1)
 
 
