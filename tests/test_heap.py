@@ -64,5 +64,5 @@ def test_every_must_be_positive() -> None:
 def test_larger_frames_are_trimmed_more_often() -> None:
     from vs_superslomo.heap import TRIM_EVERY, trim_cadence
 
-    assert trim_cadence(640, 360) == 8 and trim_cadence(1920, 1080) == 1
+    assert trim_cadence(640, 360) == 16 and trim_cadence(1280, 720) == 4 and trim_cadence(1920, 1080) == 1
     assert trim_cadence(64, 64) == TRIM_EVERY and trim_cadence(7680, 4320) == 1
