@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from conftest import make_model
 
 from vs_superslomo import Interpolator
-from vs_superslomo.engine import BoundedComputeCache, PairKey, usable_cpus
+from vs_superslomo.engine import BoundedComputeCache, PairKey, ReadAhead, usable_cpus
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +252,30 @@ def test_cuda_fp16_matches_cpu_roughly() -> None:
     cpu = Interpolator(model, device="cpu").interpolate_tensors(a, b, [0.5])
     gpu = Interpolator(make_model(width=4), device="cuda", fp16=True).interpolate_tensors(a, b, [0.5])
     assert (cpu - gpu).abs().max() < 0.02
+
+
+def test_closing_the_read_ahead_waits_for_the_running_pair_and_drops_the_queued_ones() -> None:
+    # The filter closes the read-ahead when its VapourSynth environment ends (vspipe --end N stops with later
+    # pairs queued; an editor reloads the script): nothing of the old script may keep running.
+    ahead = ReadAhead()
+    started, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def slow() -> None:
+        started.set()
+        release.wait(10)
+        done.append("running")
+
+    ahead.submit(slow)
+    ahead.submit(done.append, "queued")
+    assert started.wait(10)
+    closer = threading.Thread(target=ahead.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive()  # waiting for the pair in progress
+    release.set()
+    closer.join(10)
+    assert not closer.is_alive() and done == ["running"]
+    ahead.submit(done.append, "after")
+    ahead.close()
+    assert done == ["running"]

@@ -9,6 +9,7 @@ import copy
 import math
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,7 @@ from .network import (
 from .options import FLOW_SCALES, DisPreset, Options
 from .options import names as option_names
 
-__all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Neighbours", "PairKey", "Rendered",
+__all__ = ["FLOW_SCALES", "BoundedComputeCache", "Interpolator", "Neighbours", "PairKey", "ReadAhead", "Rendered",
            "resolve_device", "usable_cpus"]
 
 PadMode = Literal["replicate", "reflect"]
@@ -59,7 +60,6 @@ T = TypeVar("T")
 # one: the engine calls it only when it needs the frame, when a pair's state is not cached (the filter's frames
 # then cost no conversion).
 Frame = Tensor | Callable[[], Tensor]
-_AHEAD_LOCK = threading.Lock()
 ImageLike = TypeVar("ImageLike", np.ndarray, Tensor)
 
 
@@ -124,6 +124,37 @@ class BoundedComputeCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+class ReadAhead:
+    """The engine's background thread, which computes the flows of pairs it will need next.
+
+    ``close`` cancels the pairs still queued and waits for the one in progress, so that no work of a script
+    outlives it: the filter closes it when its VapourSynth environment ends (vspipe done, ``--end`` reached
+    while later pairs were queued, an editor reloading the script)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
+
+    def submit(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn(*args)`` in the background, unless closed."""
+        with self._lock:
+            if self._closed:
+                return
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="slomo-ahead")
+            self._pool.submit(fn, *args)
+
+    def close(self, wait: bool = True) -> None:
+        """Take no more work, drop what is queued and, with ``wait``, wait for what is running (again, if an
+        earlier call did not wait)."""
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
 
 
 @dataclass(frozen=True)
@@ -287,7 +318,13 @@ class Interpolator:
         # several threads), each on ``threads`` torch threads, as many at once as the CPUs hold.
         self.concurrent = max(1, usable_cpus() // self.threads)
         self._cpu_slots = threading.BoundedSemaphore(self.concurrent) if not is_cuda else None
-        self._ahead: ThreadPoolExecutor | None = None
+        self.read_ahead = ReadAhead()
+        # An engine dropped without close() still stops its thread, though without waiting for it.
+        weakref.finalize(self, self.read_ahead.close, False)
+
+    def close(self) -> None:
+        """Stop reading ahead (``ReadAhead.close``); the engine still interpolates afterwards."""
+        self.read_ahead.close()
 
     def _own_copy(self, model: SuperSloMo) -> SuperSloMo:
         first = next(model.parameters())
@@ -472,11 +509,7 @@ class Interpolator:
         """
         if self._cpu_slots is None or self.concurrent < 2 or key in self.flow_cache:
             return
-        if self._ahead is None:
-            with _AHEAD_LOCK:
-                if self._ahead is None:
-                    self._ahead = ThreadPoolExecutor(1, thread_name_prefix="slomo-ahead")
-        self._ahead.submit(self._state, rgb0, rgb1, key)
+        self.read_ahead.submit(self._state, rgb0, rgb1, key)
 
     # -- image API --------------------------------------------------------------------------
 

@@ -124,6 +124,8 @@ def interpolate(clip: vs.VideoNode, **options: Any) -> vs.VideoNode:
         engine = Interpolator(net, opts)
     except (ModelFileError, ValueError) as e:
         raise SloMoError(str(e)) from None
+    # The script's end (vspipe done, an editor reloading it) stops the engine's background work first.
+    vs.register_on_destroy(engine.read_ahead.close)
     if opts.dedup:
         return _build_held_graph(clip, timing, engine, opts)
     return _build_graph(clip, timing, engine, opts)
