@@ -57,7 +57,8 @@ def run_vspipe(device: str, fp16: bool, width: int, height: int, frames: int | N
     res = subprocess.run([*cmd, str(SCRIPT), str(out)], capture_output=True, text=True, env=_env())
     wall = time.monotonic() - started
     if res.returncode != 0:
-        raise RuntimeError(f"vspipe ({device}, fp16={fp16}) failed:\n{res.stderr.strip()}")
+        raise RuntimeError(f"vspipe ({device}, fp16={fp16}) failed with exit status {res.returncode}:\n"
+                           f"{res.stderr.strip()}")
     match = re.search(r"Output \d+ frames in [\d.]+ seconds \(([\d.]+) fps\)", res.stderr)
     return wall, float(match.group(1)) if match else None
 
