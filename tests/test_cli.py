@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import imageio_ffmpeg
+import numpy as np
 import pytest
 import vapoursynth as vs
 
@@ -144,3 +145,43 @@ def test_compare_picture(clip_with_audio: Path, tmp_path: Path, model_env: dict[
     assert res.returncode == 0, res.stderr
     img = Image.open(out)
     assert img.size == (4 * 160, 120 + 24)
+
+
+def _accelerating_then_cut() -> vs.VideoNode:
+    """Five 160x96 frames: a texture moving right by 3, 7 and 11 px (accelerating), then an unrelated texture."""
+    rng = np.random.default_rng(4)
+    tex = np.kron(rng.random((3, 8, 16)), np.ones((16, 16)))
+    other = np.kron(rng.random((3, 8, 12)), np.ones((16, 16)))
+    frames = [tex[:, :96, 21 - x : 181 - x] for x in (0, 3, 10, 21)] + [other[:, :96, :160]]
+    base = vs.core.std.BlankClip(width=160, height=96, format=vs.RGBS, length=len(frames), fpsnum=24, fpsden=1)
+
+    def draw(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        for p in range(3):
+            np.asarray(out[p])[:] = frames[n][p]
+        return out
+
+    return vs.core.std.ModifyFrame(base, base, draw)
+
+
+def test_quadratic_and_fallback_switches_reach_the_filter(tiny_dis_model_path: Path) -> None:
+    from vs_superslomo.cli import Selection, _interpolate, _parser
+
+    clip = _accelerating_then_cut()
+
+    def interpolated(*switches: str) -> vs.VideoNode:
+        args = _parser().parse_args(["in.mkv", "-o", "out.mkv", "--model", str(tiny_dis_model_path), "--no-sc",
+                                     *switches])
+        return _interpolate(clip, None, Selection(clip, 0.0, 0.0, 5 / 24, None), args)[0]
+
+    default, straight, no_fallback = interpolated(), interpolated("--no-quadratic"), interpolated("--no-fallback")
+
+    def planes(node: vs.VideoNode, n: int) -> np.ndarray:
+        return np.stack([np.asarray(node.get_frame(n)[p]) for p in range(3)])
+
+    # between frames 1 and 2 the motion bends through frames 0 and 3
+    assert not np.array_equal(planes(default, 3), planes(straight, 3))
+    assert np.array_equal(planes(default, 3), planes(no_fallback, 3))
+    # frames 3 and 4 are unrelated: the default falls back, --no-fallback does not
+    assert default.get_frame(7).props["SloMoFallback"] > 0.1
+    assert no_fallback.get_frame(7).props["SloMoFallback"] == 0

@@ -165,7 +165,7 @@ def _interpolate(clip: Any, rate: Fraction | None, sel: Selection, args: argpars
     target = rate or source_rate * factor
     options = {"model": args.model, "device": args.device, "flow_scale": args.flow_scale, "sc": not args.no_sc,
                "dis_preset": args.dis_preset, "dedup": args.dedup, "dedup_threshold": args.dedup_threshold,
-               "threads": args.threads}
+               "threads": args.threads, "quadratic": not args.no_quadratic, "fallback": not args.no_fallback}
     if rate is not None or sel.starts is not None:
         options.update(fps_num=target.numerator, fps_den=target.denominator)
     else:
@@ -404,6 +404,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=18, help="quality for x264/x265 (lower is better, default 18)")
     p.add_argument("--preset", default="medium", help="x264/x265 preset (default medium)")
     p.add_argument("--no-sc", action="store_true", help="do not detect scene cuts")
+    p.add_argument("--no-quadratic", action="store_true", help="keep every pixel on a straight path between its "
+                   "two source frames (by default paths bend through the frames around them where that motion "
+                   "is trustworthy)")
+    p.add_argument("--no-fallback", action="store_true", help="never fade toward blending where the motion "
+                   "contradicts itself (by default such regions, motion not found or a missed cut, blend)")
     p.add_argument("--dedup", action="store_true", help=option_info.help_text("dedup"))
     p.add_argument("--dedup-threshold", type=float, default=option_info.default("dedup_threshold"),
                    help=option_info.help_text("dedup_threshold"))
