@@ -319,12 +319,8 @@ class Interpolator:
         self.concurrent = max(1, usable_cpus() // self.threads)
         self._cpu_slots = threading.BoundedSemaphore(self.concurrent) if not is_cuda else None
         self.read_ahead = ReadAhead()
-        # An engine dropped without close() still stops its thread, though without waiting for it.
+        # An engine dropped without its read-ahead closed still stops the thread, though without waiting.
         weakref.finalize(self, self.read_ahead.close, False)
-
-    def close(self) -> None:
-        """Stop reading ahead (``ReadAhead.close``); the engine still interpolates afterwards."""
-        self.read_ahead.close()
 
     def _own_copy(self, model: SuperSloMo) -> SuperSloMo:
         first = next(model.parameters())

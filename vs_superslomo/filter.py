@@ -246,7 +246,8 @@ class _FrameInterpolation:
             return
         if key not in self.engine.flow_cache:
             # Converted here, not in the background: a task still queued when vspipe stops early (--end) must
-            # not hold VapourSynth frames while the core shuts down (vspipe then exited 1, now and then).
+            # not hold VapourSynth frames while the core shuts down (suspected, not shown, in a vspipe run that
+            # failed at exit now and then).
             self.engine.prepare_ahead(load_frame(first), load_frame(second), key)
 
     def __call__(self, n: int, f: list[vs.VideoFrame]) -> vs.VideoFrame:
