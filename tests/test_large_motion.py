@@ -183,6 +183,14 @@ def test_an_accelerating_pan_lands_on_its_parabola_through_the_frames_around_the
         assert _oracle_error(middle, _render(640, 360, 9, 0)) <= 0.5
 
 
+def test_a_still_pair_stays_still_when_the_camera_starts_moving_after_it() -> None:
+    # Source frames at x = 0, 0, 0, 80 px: between frames 1 and 2 nothing moves, whatever frame 3 does. A
+    # parabola through the four positions would bow the still pair out along the coming pan (~1 px at t = 1/2).
+    clip = _two_frame_clip([_render(640, 360, x, 0) for x in (0.0, 0.0, 0.0, 80.0)])
+    middle = _planes(interpolate(clip, factor=2).get_frame(3))
+    assert _oracle_error(middle, _render(640, 360, 0, 0)) <= 0.25
+
+
 def test_quadratic_motion_never_reaches_across_a_marked_cut() -> None:
     # The same pan before and after a cut the source marks (frame 1's _SceneChangePrev): the pair after the
     # cut is rendered exactly as in a clip that starts at frame 1, not bent through frame 0; unmarked, it is.

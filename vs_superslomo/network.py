@@ -260,11 +260,25 @@ def quadratic_acceleration(f01: Tensor, f0_before: Tensor, gap_before: float, tr
     the frame's size give accelerations in that grid's pixels.
     """
     r, q = gap_before, gap_after
-    of0 = (f0_before + r * f01) / (r * (1 + r)) * trust_before
-    of1 = (f1_after + q * f10) / (q * (1 + q)) * trust_after
+    # The pair's own motion: the shorter of its two flows' estimates (DIS's flow in a flat region is arbitrary).
+    own = torch.minimum(flow_length(f01), flow_length(f10))
+    of0 = _within_own_motion((f0_before + r * f01) / (r * (1 + r)) * trust_before, own)
+    of1 = _within_own_motion((f1_after + q * f10) / (q * (1 + q)) * trust_after, own)
     agree0 = _agreement(of0, backward_warp(of1, f01), ACCELERATION_PX * scale)
     agree1 = _agreement(of1, backward_warp(of0, f10), ACCELERATION_PX * scale)
     return Acceleration(of0 * agree0, of1 * agree1)
+
+
+def _within_own_motion(acceleration: Tensor, own: Tensor) -> Tensor:
+    """The acceleration, shortened where it is longer than the pair's own flow at that pixel.
+
+    A pixel whose path x(t) = a t^2 + (F - a) t does not turn back within the pair has |a| <= |F| (its speed
+    along F is F - a at t = 0 and F + a at t = 1), so it strays at most |F| / 4 from the straight line. A
+    pair that barely moves between frames that move a lot (a camera stopping and starting again) would
+    otherwise bow out and back along the neighbours' motion.
+    """
+    length = flow_length(acceleration)
+    return acceleration * torch.clamp(own / length.clamp_min(1e-6), max=1.0)
 
 
 def _agreement(mine: Tensor, theirs: Tensor, pixels: float) -> Tensor:
