@@ -256,7 +256,8 @@ def quadratic_acceleration(f01: Tensor, f0_before: Tensor, gap_before: float, tr
     ``f1_after`` F1->2 (``gap_after`` intervals after frame 1). The motion stays straight where a neighbour's
     flows do not return home (``consistency_trust`` of that pair, on frames 0 and 1's grids: an occlusion, a
     cut, motion beyond the estimator) and where the two frames' accelerations disagree (a shaking camera
-    jerks; a smooth acceleration looks the same from both frames). Flows measured on a grid ``scale`` times
+    jerks; a smooth acceleration looks the same from both frames), and it bends no further than the pair's own
+    motion allows (``_within_own_motion``). Flows measured on a grid ``scale`` times
     the frame's size give accelerations in that grid's pixels.
     """
     r, q = gap_before, gap_after
