@@ -5,9 +5,9 @@
 The source is real footage: the shipped demo clip (examples/media, a hand-held city shot, 720x404)
 resized to each size and looped, YUV 4:2:0 8-bit. For each size and factor, in the same run and in turns
 (so that a machine whose speed drifts affects each alike): our filter with the default settings, with
-``dis_preset="fast"``, and mvtools FlowFPS (the settings of ``vs_superslomo.methods``). Start-up (Python,
-torch, model loading, the source's indexing) is excluded by timing runs of N and 2N source frames and
-differencing; each figure is the median over rounds, peak memory the largest resident size of the vspipe
+``dis_preset="fast"``, with ``refine=False`` (no interpolation U-Net), and mvtools FlowFPS (the settings of
+``vs_superslomo.methods``). Start-up (Python, torch, model loading, the source's indexing) is excluded by
+timing runs of N and 2N source frames and differencing; each figure is the median over rounds, peak memory the largest resident size of the vspipe
 process. The day's numpy blending time of a 1280x720 frame is printed before and after.
 
 Then where the milliseconds of one new 1280x720 frame at factor 2 go, in one process on one torch thread
@@ -46,6 +46,7 @@ clip = core.std.AssumeFPS(clip, fpsnum=25, fpsden=1)
 METHODS = {
     "ours": "core.slomo.Interpolate(clip, factor={factor}).set_output()\n",
     "ours, fast": "core.slomo.Interpolate(clip, factor={factor}, dis_preset='fast').set_output()\n",
+    "ours, no U-Net": "core.slomo.Interpolate(clip, factor={factor}, refine=False).set_output()\n",
     "mvtools": "from vs_superslomo.methods import mvtools_flowfps\nmvtools_flowfps(clip, 25 * {factor}).set_output()\n",
 }
 
@@ -96,14 +97,15 @@ def measure(args: argparse.Namespace, env: dict[str, str]) -> dict[tuple[str, in
 
 def print_table(results: dict[tuple[str, int, str], tuple[float, float]], args: argparse.Namespace) -> None:
     print("| size | factor | ours: output frames/s | ours: ms / new frame | ours, fast: output frames/s "
-          "| mvtools: output frames/s | ours / mvtools time | ours: peak MB | mvtools: peak MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| ours, no U-Net: output frames/s | mvtools: output frames/s | ours / mvtools time "
+          "| ours, no U-Net / mvtools time | ours: peak MB | mvtools: peak MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in args.sizes:
         for factor in args.factors:
-            (ours, ours_mb), (fast, _), (mv, mv_mb) = (results[size, factor, m] for m in METHODS)
+            (ours, ours_mb), (fast, _), (plain, _), (mv, mv_mb) = (results[size, factor, m] for m in METHODS)
             new_ms = ours * factor / (factor - 1) * 1000  # one output frame in `factor` is a source frame
-            print(f"| {size} | {factor} | {1 / ours:.1f} | {new_ms:.0f} | {1 / fast:.1f} | {1 / mv:.1f} "
-                  f"| {ours / mv:.1f}x | {ours_mb:.0f} | {mv_mb:.0f} |", flush=True)
+            print(f"| {size} | {factor} | {1 / ours:.1f} | {new_ms:.0f} | {1 / fast:.1f} | {1 / plain:.1f} "
+                  f"| {1 / mv:.1f} | {ours / mv:.1f}x | {plain / mv:.1f}x | {ours_mb:.0f} | {mv_mb:.0f} |", flush=True)
 
 
 def _timed(fn: Callable[[], object], reps: int = 5) -> float:

@@ -208,7 +208,7 @@ VS_EXTERNAL_API(void) VapourSynthPluginInit2(VSPlugin *plugin, const VSPLUGINAPI
         "clip:vnode;factor:int:opt;fps_num:int:opt;fps_den:int:opt;model:data:opt;device:data:opt;"
         "fp16:int:opt;flow_scale:float:opt;sc:int:opt;sc_threshold:float:opt;threads:int:opt;dis_preset:data:opt;"
         "timecodes:data:opt;dedup:int:opt;dedup_threshold:float:opt;dedup_max_run:int:opt;fallback:int:opt;"
-        "quadratic:int:opt;",
+        "quadratic:int:opt;refine:int:opt;",
         "clip:vnode;", interpolate_create, state, plugin);
     vspapi->registerFunction("Register", "func:func:opt;", "", register_create, state, plugin);
 }

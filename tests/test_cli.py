@@ -164,7 +164,7 @@ def _accelerating_then_cut() -> vs.VideoNode:
     return vs.core.std.ModifyFrame(base, base, draw)
 
 
-def test_quadratic_and_fallback_switches_reach_the_filter(tiny_dis_model_path: Path) -> None:
+def test_quadratic_fallback_and_refine_switches_reach_the_filter(tiny_dis_model_path: Path) -> None:
     from vs_superslomo.cli import Selection, _interpolate, _parser
 
     clip = _accelerating_then_cut()
@@ -185,3 +185,7 @@ def test_quadratic_and_fallback_switches_reach_the_filter(tiny_dis_model_path: P
     # frames 3 and 4 are unrelated: the default falls back, --no-fallback does not
     assert default.get_frame(7).props["SloMoFallback"] > 0.1
     assert no_fallback.get_frame(7).props["SloMoFallback"] == 0
+    # this model's U-Net has random weights: skipping it changes every interpolated frame, no source frame
+    unrefined = interpolated("--no-refine")
+    assert not np.array_equal(planes(default, 1), planes(unrefined, 1))
+    assert np.array_equal(planes(default, 2), planes(unrefined, 2))

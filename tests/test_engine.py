@@ -279,3 +279,20 @@ def test_closing_the_read_ahead_waits_for_the_running_pair_and_drops_the_queued_
     ahead.submit(done.append, "after")
     ahead.close()
     assert done == ["running"]
+
+
+def test_the_shipped_model_interpolates_almost_the_same_frames_without_refinement() -> None:
+    # The shipped U-Net's output is nearly constant (model card): skipping it changes frames only a little, and
+    # nothing of it is computed for the pair.
+    from vs_superslomo import load_model
+
+    model = load_model()
+    rgb = torch.rand(1, 3, 90, 64).repeat_interleave(4, dim=2).repeat_interleave(4, dim=3)
+    rgb = F.avg_pool2d(rgb, 5, stride=1, padding=2)
+    a, b = rgb[..., :, 8:248], rgb[..., :, 0:240]  # a textured pan of 8 px
+    refined = Interpolator(model, device="cpu").render(a, b, [0.25, 0.5], key="pair")
+    plain_engine = Interpolator(model, device="cpu", refine=False)
+    plain = plain_engine.render(a, b, [0.25, 0.5], key="pair")
+    assert plain_engine.flow_cache.get("pair", lambda: None).features is None
+    difference = (plain.frames - refined.frames).abs()
+    assert 0 < float(difference.max()) < 0.05 and float(difference.mean()) < 2e-3

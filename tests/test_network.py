@@ -236,3 +236,25 @@ def test_zero_acceleration_is_the_papers_approximation_and_acceleration_bends_it
     assert torch.allclose(ft1[:, 0], torch.full((1, 4, 4), 11.0))
     untrusted = quadratic_acceleration(flow(18), flow(-2), 1.0, 0 * one, flow(-18), flow(34), 1.0, 0 * one)
     assert torch.count_nonzero(untrusted.of0) == 0 and torch.count_nonzero(untrusted.of1) == 0
+
+
+def test_without_refinement_the_fusion_is_what_a_unet_of_zeros_computes() -> None:
+    # A U-Net whose output layer is zero corrects no flow and sees both frames equally (visibility 1/2): the
+    # paper's approximation and time weights, which is exactly what fusing without the U-Net computes.
+    model = make_model(flow="dis", unet_scale=0.5)
+    for parameter in model.interp_net.conv3.parameters():
+        torch.nn.init.zeros_(parameter)
+    gen = torch.Generator().manual_seed(0)
+    i0, i1 = torch.rand(1, 3, 64, 128, generator=gen) - 0.4, torch.rand(1, 3, 64, 128, generator=gen) - 0.4
+    f01, f10 = torch.randn(1, 2, 64, 128, generator=gen) * 3, torch.randn(1, 2, 64, 128, generator=gen) * 3
+    t = torch.tensor([0.25, 0.5, 0.875])
+    with torch.no_grad():
+        refined = model.fusion(i0, i1, f01, f10, t).rows(0, 64)
+        plain = model.fusion(i0, i1, f01, f10, t, refine=False).rows(0, 64)
+    assert torch.allclose(plain.frame, refined.frame, atol=1e-6)
+    assert torch.equal(plain.flow_t0, refined.flow_t0) and torch.equal(plain.flow_t1, refined.flow_t1)
+    assert torch.all(plain.visibility_t0 == 0.5)
+    # and a U-Net that does output something makes a difference
+    other = make_model(flow="dis", unet_scale=0.5, seed=1)
+    with torch.no_grad():
+        assert not torch.allclose(other.fusion(i0, i1, f01, f10, t).rows(0, 64).frame, plain.frame, atol=1e-3)

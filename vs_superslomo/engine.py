@@ -166,7 +166,7 @@ class _PairState:
     i1: Tensor
     f01: Tensor
     f10: Tensor
-    features: PairFeatures
+    features: PairFeatures | None  # None without refinement (``Options.refine``)
     size: tuple[int, int]  # (height, width) before padding
     fallback: Tensor | None = None
     fallback_share: float = 0.0
@@ -304,6 +304,7 @@ class Interpolator:
         self.dis_preset: DisPreset = options.dis_preset or DEFAULT_DIS_PRESET
         self.fallback = options.fallback
         self.quadratic = options.quadratic
+        self.refine = options.refine
         self.pad_mode: PadMode = pad_mode
         self.max_batch = max_batch
         # Flows at a reduced scale come from a flow network at that scale; the U-Net may run smaller still.
@@ -386,7 +387,7 @@ class Interpolator:
             raise ValueError(f"frames must both be (1, 3, H, W) of one size, got {size} and {size1}")
         h, w = size
         f01, f10 = self._flows(i0, i1, (h, w))
-        features = self.model.pair_features(i0, i1, f01, f10)
+        features = self.model.pair_features(i0, i1, f01, f10) if self.refine else None
         blocks = _block_flows(f01, f10) if self.quadratic else None
         if not self.fallback:
             return _PairState(i0, i1, f01, f10, features, (h, w), block_flows=blocks)
@@ -445,7 +446,8 @@ class Interpolator:
 
     def _fused(self, state: _PairState, t: Tensor, acceleration: Acceleration | None) -> Tensor:
         """Float32 frames at timesteps ``t``, unpadded and clamped, their full-resolution part band by band."""
-        fusion = self.model.fusion(state.i0, state.i1, state.f01, state.f10, t, state.features, acceleration)
+        fusion = self.model.fusion(state.i0, state.i1, state.f01, state.f10, t, state.features, acceleration,
+                                   self.refine)
         h, w = state.size
         frames = torch.empty((t.shape[0], 3, h, w), dtype=torch.float32, device=self.device)
         step = max(1, BAND_PIXELS // state.i0.shape[-1])

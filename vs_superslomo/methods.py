@@ -34,6 +34,7 @@ MVTOOLS_SUPER = {"pel": 2, "hpad": 16, "vpad": 16}
 MVTOOLS_ANALYSE = {"blksize": 16, "overlap": 8, "truemotion": True}
 MVTOOLS_RECALCULATE = {"blksize": 8, "overlap": 4, "truemotion": True}
 CLASSICAL_NAME = "DIS classical"  # the classical baseline's name in every table
+UNREFINED_NAME = "ours, no U-Net"  # ours with Options.refine off: the fixed parts of our method alone
 
 
 @dataclass
@@ -106,11 +107,12 @@ def blend_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], bef
     return [(1 - t) * frame0 + t * frame1 for t in timesteps]
 
 
-def model_method(model: SuperSloMo, flow_scale: float = 1.0, dis_preset: DisPreset | None = None) -> Method:
-    """Our model through the engine, on the CPU."""
+def model_method(model: SuperSloMo, flow_scale: float = 1.0, dis_preset: DisPreset | None = None,
+                 refine: bool = True) -> Method:
+    """Our model through the engine, on the CPU (without its interpolation U-Net unless ``refine``)."""
     # One torch thread, the engine's default: two threads were 13x slower (4.0 s against 0.3 s for a 720x405
     # frame) with two other busy processes on two cores, and 1.06x faster on a quiet one (benchmarks/busy_core.py).
-    engine = Interpolator(model, device="cpu", flow_scale=flow_scale, dis_preset=dis_preset)
+    engine = Interpolator(model, device="cpu", flow_scale=flow_scale, dis_preset=dis_preset, refine=refine)
 
     def run(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
             after: Tensor | None = None) -> list[Tensor]:
@@ -215,10 +217,12 @@ def minterpolate_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[floa
 
 def peer_methods(model: SuperSloMo | None = None, *, mvtools: bool = True, minterpolate: bool = False,
                  dis_preset: DisPreset | None = None, flow_scale: float = 1.0) -> dict[str, Method]:
-    """The methods every table shows, by the names the tables use; ours first when a model is given."""
+    """The methods every table shows, by the names the tables use; ours first when a model is given, then ours
+    without its interpolation U-Net (what the learned part adds is the difference between the two)."""
     methods: dict[str, Method] = {}
     if model is not None:
         methods["ours"] = model_method(model, flow_scale, dis_preset)
+        methods[UNREFINED_NAME] = model_method(model, flow_scale, dis_preset, refine=False)
     methods["blend"] = blend_method
     methods[CLASSICAL_NAME] = classical_method(dis_preset or DEFAULT_DIS_PRESET)
     if mvtools:

@@ -348,7 +348,8 @@ class Fusion:
     f01: Tensor  # (1 or N, 2, H, W)
     f10: Tensor
     tt: Tensor  # (N, 1, 1, 1)
-    corrections: Tensor  # (N, 5, H, W): the U-Net's flow corrections and visibility logit, upsampled
+    corrections: Tensor | None  # (N, 5, H, W): the U-Net's flow corrections and visibility logit, upsampled;
+    # None without refinement: the approximated flows, and both frames weighted by time alone
     bend: Tensor | None  # (N, 2, H, W): quadratic motion's share of both time-t flows
     mean: Tensor
     warp: WarpMode
@@ -361,12 +362,17 @@ class Fusion:
         f01, f10 = (x[..., band, :].expand(n, -1, -1, -1) for x in (self.f01, self.f10))
         bend = None if self.bend is None else self.bend[..., band, :]
         ft0, ft1 = approximate_flows(f01, f10, self.tt, bend)
+        i0, i1 = (x.expand(n, -1, -1, -1) for x in (self.i0, self.i1))
+        if self.corrections is None:
+            g0 = backward_warp(i0, ft0, self.warp, self.resample, top)
+            g1 = backward_warp(i1, ft1, self.warp, self.resample, top)
+            fused = torch.lerp(g0, g1, self.tt)
+            return Synthesis(fused + self.mean, ft0, ft1, torch.full_like(fused[:, :1], 0.5))
         out = self.corrections[..., band, :]
         ft0 = ft0 + out[:, 0:2]
         ft1 = ft1 + out[:, 2:4]
         v0 = torch.sigmoid(out[:, 4:5])
         v1 = 1 - v0
-        i0, i1 = (x.expand(n, -1, -1, -1) for x in (self.i0, self.i1))
         g0 = backward_warp(i0, ft0, self.warp, self.resample, top)
         g1 = backward_warp(i1, ft1, self.warp, self.resample, top)
         w0 = (1 - self.tt) * v0
@@ -451,16 +457,21 @@ class SuperSloMo(nn.Module):
         return self.fusion(i0, i1, f01, f10, t, pair, acceleration).rows(0, i0.shape[-2])
 
     def fusion(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor, t: Tensor,
-               pair: PairFeatures | None = None, acceleration: Acceleration | None = None) -> Fusion:
+               pair: PairFeatures | None = None, acceleration: Acceleration | None = None,
+               refine: bool = True) -> Fusion:
         """:meth:`synthesize` up to the full-resolution warping and fusion, which :meth:`Fusion.rows` does for
-        any band of rows."""
+        any band of rows. Without ``refine`` the interpolation U-Net does not run: the paper's time-t flow
+        approximation and time weights alone (what a U-Net that outputs zeros computes)."""
         n = t.shape[0]
         tt = t.to(i0.dtype).view(n, 1, 1, 1)
         size = (i0.shape[-2], i0.shape[-1])
-        corrections = self._unet_corrections(pair or self.pair_inputs(i0, i1, f01, f10), tt, acceleration)
+        corrections = None
+        if refine:
+            small = self._unet_corrections(pair or self.pair_inputs(i0, i1, f01, f10), tt, acceleration)
+            corrections = self._from_unet(small, size)
         bend = None if acceleration is None else acceleration.bend(tt, size)
-        return Fusion(i0, i1, f01, f10, tt, self._from_unet(corrections, size), bend, self._mean(i0.dtype),
-                      self.config.warp, self.config.resample)
+        return Fusion(i0, i1, f01, f10, tt, corrections, bend, self._mean(i0.dtype), self.config.warp,
+                      self.config.resample)
 
     def pair_inputs(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> PairFeatures:
         """A pair's inputs at the U-Net's scale, without the first layer's response."""

@@ -87,6 +87,10 @@ class Options:
     quadratic: bool = field(default=True, metadata=_about(
         "bool", "let each pixel's path bend through the source frames before and after its pair (accelerating "
         "motion, hand-held cameras) where their motion is trustworthy; False keeps straight paths"))
+    refine: bool = field(default=True, metadata=_about(
+        "bool", "run the model's interpolation U-Net, which refines the time-t flows and weighs the two frames; "
+        "False fuses with Super SloMo's flow approximation and time weights alone (the shipped U-Net's output "
+        "is nearly constant, so the frames barely change, in about a third less time)"))
 
     def __post_init__(self) -> None:
         self._check_rate()
