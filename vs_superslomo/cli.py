@@ -411,8 +411,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fallback", action="store_true", help="never fade toward blending where the motion "
                    "contradicts itself (by default such regions, motion not found or a missed cut, blend)")
     p.add_argument("--no-refine", action="store_true", help="skip the model's interpolation U-Net: Super SloMo's "
-                   "flow approximation and time weights alone, about a third faster (the shipped U-Net barely "
-                   "changes the frames)")
+                   "flow approximation and time weights alone, 1.2-2x faster (the shipped U-Net barely changes "
+                   "the frames)")
     p.add_argument("--dedup", action="store_true", help=option_info.help_text("dedup"))
     p.add_argument("--dedup-threshold", type=float, default=option_info.default("dedup_threshold"),
                    help=option_info.help_text("dedup_threshold"))
