@@ -8,7 +8,8 @@ resized to each size and looped, YUV 4:2:0 8-bit. For each size and factor, in t
 ``dis_preset="fast"``, with ``refine=False`` (no interpolation U-Net), and mvtools FlowFPS (the settings of
 ``vs_superslomo.methods``). Start-up (Python, torch, model loading, the source's indexing) is excluded by
 timing runs of N and 2N source frames and differencing; each figure is the median over rounds, peak memory
-the largest resident size of the vspipe process. The day's numpy blending time of a 1280x720 frame is printed before and after.
+the largest resident size of the vspipe process. The day's numpy blending time of a 1280x720 frame is printed
+before and after.
 
 Then where the milliseconds of one new 1280x720 frame at factor 2 go, in one process on one torch thread
 (the filter runs one such evaluation per core at once).
