@@ -362,19 +362,18 @@ class Fusion:
         f01, f10 = (x[..., band, :].expand(n, -1, -1, -1) for x in (self.f01, self.f10))
         bend = None if self.bend is None else self.bend[..., band, :]
         ft0, ft1 = approximate_flows(f01, f10, self.tt, bend)
+        out = None if self.corrections is None else self.corrections[..., band, :]
+        if out is not None:
+            ft0 = ft0 + out[:, 0:2]
+            ft1 = ft1 + out[:, 2:4]
         i0, i1 = (x.expand(n, -1, -1, -1) for x in (self.i0, self.i1))
-        if self.corrections is None:
-            g0 = backward_warp(i0, ft0, self.warp, self.resample, top)
-            g1 = backward_warp(i1, ft1, self.warp, self.resample, top)
-            fused = torch.lerp(g0, g1, self.tt)
-            return Synthesis(fused + self.mean, ft0, ft1, torch.full_like(fused[:, :1], 0.5))
-        out = self.corrections[..., band, :]
-        ft0 = ft0 + out[:, 0:2]
-        ft1 = ft1 + out[:, 2:4]
-        v0 = torch.sigmoid(out[:, 4:5])
-        v1 = 1 - v0
         g0 = backward_warp(i0, ft0, self.warp, self.resample, top)
         g1 = backward_warp(i1, ft1, self.warp, self.resample, top)
+        if out is None:
+            fused = torch.lerp(g0, g1, self.tt)
+            return Synthesis(fused + self.mean, ft0, ft1, torch.full_like(fused[:, :1], 0.5))
+        v0 = torch.sigmoid(out[:, 4:5])
+        v1 = 1 - v0
         w0 = (1 - self.tt) * v0
         w1 = self.tt * v1
         fused = (w0 * g0 + w1 * g1) / (w0 + w1 + 1e-8)
