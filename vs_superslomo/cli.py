@@ -405,14 +405,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=18, help="quality for x264/x265 (lower is better, default 18)")
     p.add_argument("--preset", default="medium", help="x264/x265 preset (default medium)")
     p.add_argument("--no-sc", action="store_true", help="do not detect scene cuts")
-    p.add_argument("--no-quadratic", action="store_true", help="keep every pixel on a straight path between its "
-                   "two source frames (by default paths bend through the frames around them where that motion "
-                   "is trustworthy)")
-    p.add_argument("--no-fallback", action="store_true", help="never fade toward blending where the motion "
-                   "contradicts itself (by default such regions, motion not found or a missed cut, blend)")
-    p.add_argument("--no-refine", action="store_true", help="skip the model's interpolation U-Net: Super SloMo's "
-                   "flow approximation and time weights alone, 1.2-2x faster (the shipped U-Net barely changes "
-                   "the frames)")
+    for name in ("quadratic", "fallback", "refine"):  # the filter's switches that are on by default
+        p.add_argument(f"--no-{name}", action="store_true",
+                       help=f"the filter's {name}=False (default True: {option_info.help_text(name)})")
     p.add_argument("--dedup", action="store_true", help=option_info.help_text("dedup"))
     p.add_argument("--dedup-threshold", type=float, default=option_info.default("dedup_threshold"),
                    help=option_info.help_text("dedup_threshold"))
