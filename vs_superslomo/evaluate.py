@@ -4,6 +4,7 @@ baseline and mvtools FlowFPS (``vs_superslomo.methods``).
     python -m vs_superslomo.evaluate clip.mp4 frames_dir/ --factor 2 4
     python -m vs_superslomo.evaluate --validation --factor 2 4     # the model card's table
     python -m vs_superslomo.evaluate --synthetic --factor 2 4      # the fixed synthetic set
+    python -m vs_superslomo.evaluate --validation --factor 8 --timing   # and when the truth really is
 
 For each clip, windows of factor + 1 consecutive frames are taken (``--step 2``: every 2nd frame, as if the
 clip had half its frame rate); the first and last are the inputs and the frames between them are the
@@ -24,7 +25,7 @@ import torch
 from . import options as option_info
 from .checkpoint import ModelFileError, load_model
 from .frame_files import IMAGE_SUFFIXES, decode_stills, decode_video
-from .methods import Method, Score, ValidationItem, peer_methods, score_method
+from .methods import OFF_TIME, Method, Score, Timing, ValidationItem, peer_methods, score_method, timing_of
 from .train.dataset import real_validation, synthetic_validation, windows
 
 
@@ -64,6 +65,16 @@ def format_table(results: dict[int, dict[str, dict[str, Score]]]) -> str:
     return "\n".join(lines)
 
 
+def format_timing(factor: int, timing: dict[str, Timing], by_method: dict[str, dict[str, Score]]) -> str:
+    lines = [f"\nfactor {factor}: where the ground truth sits in time along ours' path\n",
+             f"| clip | frames | mean offset (gaps) | off by > {OFF_TIME} | ours - blend (dB) |",
+             "|---|---:|---:|---:|---:|"]
+    for clip, t in timing.items():
+        gain = by_method["ours"][clip].psnr - by_method["blend"][clip].psnr
+        lines.append(f"| {clip} | {t.frames} | {t.mean_offset:.3f} | {t.off_share:.0%} | {gain:+.2f} |")
+    return "\n".join(lines)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m vs_superslomo.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="take every STEP-th frame: a clip at 1/STEP of its frame rate (default 1)")
     parser.add_argument("--no-mvtools", action="store_true", help="skip the mvtools comparison")
     parser.add_argument("--json", type=Path, help="also write the scores as JSON")
+    parser.add_argument("--timing", action="store_true",
+                        help="also show how far each clip's ground truth sits from its nominal time along ours' path "
+                             "(footage whose motion within the gap is uneven: no method can place those frames)")
     return parser
 
 
@@ -114,11 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     results: dict[int, dict[str, dict[str, Score]]] = {}
+    timings: list[str] = []
     for factor in args.factor:
         items = _items(args, factor)
         with torch.inference_mode():
             results[factor] = {name: score_method(method, items) for name, method in methods.items()}
+            if args.timing:
+                timings.append(format_timing(factor, timing_of(methods["ours"], items), results[factor]))
     print(format_table(results))
+    if timings:
+        print("\n".join(timings))
     if args.json:
         args.json.write_text(json.dumps(
             {str(f): {m: {c: vars(s) for c, s in by_clip.items()} for m, by_clip in r.items()}

@@ -96,6 +96,48 @@ def score_method(method: Method, items: Sequence[ValidationItem]) -> dict[str, S
     return out
 
 
+# truth_times' grid: times k / TIMING_STEPS of the gap.
+TIMING_STEPS = 32
+# A ground-truth frame counts as off its time when its truth time is this far from the nominal one.
+OFF_TIME = 0.25
+
+
+def _psnr(pred: Tensor, target: Tensor) -> float:
+    error = np.mean((_to_uint8_hwc(pred).astype(np.float64) - _to_uint8_hwc(target)) ** 2)
+    return 100.0 if error == 0 else float(min(100.0, 10 * np.log10(255**2 / error)))
+
+
+def truth_times(method: Method, item: ValidationItem, steps: int = TIMING_STEPS) -> list[float]:
+    """For each ground-truth frame of ``item``, the time (k / steps) at which ``method``'s frames between the
+    inputs match it best by PSNR: where on the method's path between the two inputs the footage really is.
+
+    Far from a frame's nominal time, the motion within the gap was uneven (a camera that holds still and then
+    jumps, a robot that moves in jerks). The inputs do not say when it moved, so no interpolator can place
+    such a frame, and a sharp frame at the nominal time scores below blending, the mean over every time."""
+    grid = [k / steps for k in range(1, steps)]
+    frames = method(item.frame0, item.frame1, grid, item.before, item.after)
+    return [grid[int(np.argmax([_psnr(frame, target) for frame in frames]))] for target in item.targets]
+
+
+@dataclass
+class Timing:
+    """How far a clip's ground truth sits from its nominal times (``truth_times``)."""
+
+    mean_offset: float  # mean |truth time - nominal time|, in gaps
+    off_share: float  # share of frames off by more than OFF_TIME
+    frames: int
+
+
+def timing_of(method: Method, items: Sequence[ValidationItem]) -> dict[str, Timing]:
+    """``Timing`` per item name (clip), from the truth times of every window along ``method``'s path."""
+    offsets: dict[str, list[float]] = defaultdict(list)
+    for item in items:
+        times = truth_times(method, item)
+        offsets[item.name] += [abs(found - nominal) for found, nominal in zip(times, item.timesteps, strict=True)]
+    return {name: Timing(float(np.mean(v)), float(np.mean(np.array(v) > OFF_TIME)), len(v))
+            for name, v in offsets.items()}
+
+
 def repeat_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
                   after: Tensor | None = None) -> list[Tensor]:
     """The nearer source frame."""
