@@ -77,14 +77,16 @@ def _pan_item(positions: list[float]) -> ValidationItem:
 def test_truth_times_find_where_each_frame_really_is() -> None:
     classical = classical_method()
     even = _pan_item([0.25, 0.5, 0.75])
-    assert truth_times(classical, even) == pytest.approx([0.25, 0.5, 0.75], abs=1.5 / TIMING_STEPS)
+    found = truth_times(classical, even)
+    assert [t.found for t in found] == pytest.approx([0.25, 0.5, 0.75], abs=1.5 / TIMING_STEPS)
+    assert [t.nominal for t in found] == [0.25, 0.5, 0.75] and all(0 <= t.gain_db < 0.5 for t in found)
     # a camera that holds still for most of the gap, then jumps
-    held = _pan_item([0.0, 0.0, 0.9])
-    found = truth_times(classical, held)
-    assert found[:2] == pytest.approx([0.0, 0.0], abs=2 / TIMING_STEPS) and found[2] == pytest.approx(0.9, abs=0.1)
-    timing = timing_of(classical, [even, held])["pan"]
+    held = truth_times(classical, _pan_item([0.0, 0.0, 0.9]))
+    assert [t.found for t in held] == pytest.approx([0.0, 0.0, 0.9], abs=3 / TIMING_STEPS)
+    assert held[1].gain_db > 5  # the pan half a gap away from where the truth is: ~6 px of a detailed photo
+    timing = timing_of(classical, [even, _pan_item([0.0, 0.0, 0.9])])["pan"]
     assert timing.frames == 6 and timing.off_share == pytest.approx(1 / 6)  # held: 0.5 -> 0, the one off by > 1/4
-    assert 0.1 < timing.mean_offset < 0.2
+    assert 0.1 < timing.mean_offset < 0.2 and timing.gain_db > 1
 
 
 def test_the_timing_table_is_printed_on_request(panning_frames: Path, tiny_dis_model_path: Path) -> None:
@@ -94,4 +96,4 @@ def test_the_timing_table_is_printed_on_request(panning_frames: Path, tiny_dis_m
     timing = run.stdout.split("where the ground truth sits in time")[1].splitlines()
     rows = [line.split("|")[1:-1] for line in timing if line.startswith(f"| {panning_frames.name} |")]
     assert len(rows) == 1 and rows[0][1].strip() == "2"  # two windows of one new frame each
-    assert 0 <= float(rows[0][2]) < 0.5 and rows[0][3].strip().endswith("%")
+    assert 0 <= float(rows[0][2]) < 0.5 and rows[0][3].strip().endswith("%") and float(rows[0][4]) >= 0

@@ -107,16 +107,32 @@ def _psnr(pred: Tensor, target: Tensor) -> float:
     return 100.0 if error == 0 else float(min(100.0, 10 * np.log10(255**2 / error)))
 
 
-def truth_times(method: Method, item: ValidationItem, steps: int = TIMING_STEPS) -> list[float]:
-    """For each ground-truth frame of ``item``, the time (k / steps) at which ``method``'s frames between the
-    inputs match it best by PSNR: where on the method's path between the two inputs the footage really is.
+@dataclass
+class TruthTime:
+    """Where one ground-truth frame sits in time along a method's path (``truth_times``)."""
+
+    nominal: float  # the time the frame is meant to show, as a share of the gap
+    found: float  # the time whose frame matches it best
+    gain_db: float  # PSNR at ``found`` over PSNR at ``nominal``: what knowing the real time would be worth
+
+
+def truth_times(method: Method, item: ValidationItem, steps: int = TIMING_STEPS) -> list[TruthTime]:
+    """For each ground-truth frame of ``item``, the time (k / steps, or its nominal time) at which ``method``'s
+    frames between the inputs match it best by PSNR: where on the method's path the footage really is.
 
     Far from a frame's nominal time, the motion within the gap was uneven (a camera that holds still and then
     jumps, a robot that moves in jerks). The inputs do not say when it moved, so no interpolator can place
-    such a frame, and a sharp frame at the nominal time scores below blending, the mean over every time."""
-    grid = [k / steps for k in range(1, steps)]
+    such a frame, and a sharp frame at the nominal time scores below blending, the mean over every time.
+    Where the frames along the path hardly differ (little motion), the time found means little; its
+    ``gain_db`` is then small."""
+    grid = sorted({k / steps for k in range(1, steps)} | set(item.timesteps))
     frames = method(item.frame0, item.frame1, grid, item.before, item.after)
-    return [grid[int(np.argmax([_psnr(frame, target) for frame in frames]))] for target in item.targets]
+    found = []
+    for nominal, target in zip(item.timesteps, item.targets, strict=True):
+        scores = [_psnr(frame, target) for frame in frames]
+        best = int(np.argmax(scores))
+        found.append(TruthTime(nominal, grid[best], scores[best] - scores[grid.index(nominal)]))
+    return found
 
 
 @dataclass
@@ -125,17 +141,21 @@ class Timing:
 
     mean_offset: float  # mean |truth time - nominal time|, in gaps
     off_share: float  # share of frames off by more than OFF_TIME
+    gain_db: float  # mean PSNR gained by rendering each frame at its truth time instead of its nominal one
     frames: int
 
 
 def timing_of(method: Method, items: Sequence[ValidationItem]) -> dict[str, Timing]:
     """``Timing`` per item name (clip), from the truth times of every window along ``method``'s path."""
-    offsets: dict[str, list[float]] = defaultdict(list)
+    per: dict[str, list[TruthTime]] = defaultdict(list)
     for item in items:
-        times = truth_times(method, item)
-        offsets[item.name] += [abs(found - nominal) for found, nominal in zip(times, item.timesteps, strict=True)]
-    return {name: Timing(float(np.mean(v)), float(np.mean(np.array(v) > OFF_TIME)), len(v))
-            for name, v in offsets.items()}
+        per[item.name] += truth_times(method, item)
+    out = {}
+    for name, times in per.items():
+        offsets = np.array([abs(t.found - t.nominal) for t in times])
+        out[name] = Timing(float(offsets.mean()), float(np.mean(offsets > OFF_TIME)),
+                           float(np.mean([t.gain_db for t in times])), len(times))
+    return out
 
 
 def repeat_method(frame0: Tensor, frame1: Tensor, timesteps: Sequence[float], before: Tensor | None = None,
