@@ -132,6 +132,24 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig(resample="lanczos")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown config keys"):
         ModelConfig.from_json('{"width": 8, "depth": 3}')
+    with pytest.raises(ValueError, match="flow_norm"):
+        ModelConfig(flow="dis", flow_norm=True)
+
+
+def test_a_normalised_flow_unet_keeps_the_papers_weights_and_its_activations_at_unit_scale() -> None:
+    torch.manual_seed(0)
+    plain, normed = (SuperSloMo(ModelConfig(width=4, flow_norm=norm)) for norm in (False, True))
+    assert plain.state_dict().keys() == normed.state_dict().keys()  # no new parameters: the paper's file layout
+    bottom: dict[bool, torch.Tensor] = {}
+    for net in (plain, normed):
+        assert net.flow_net is not None
+        net.flow_net.down5.register_forward_hook(lambda m, i, out, n=net.config.flow_norm: bottom.update({n: out}))
+        flows = net.compute_flows(torch.rand(2, 3, 64, 64) - 0.5, torch.rand(2, 3, 64, 64) - 0.5)
+        assert all(f.shape == (2, 2, 64, 64) for f in flows)
+    # the paper's default initialisation shrinks activations tenfold and more on the way down (the slow start
+    # of its flow U-Net); normalised, the bottom of the U-Net sees unit-scale features
+    assert bottom[False].std() < 0.1 < 0.5 < bottom[True].std() < 2
+    assert not plain.interp_net.norm and not normed.interp_net.norm  # only the flow U-Net is normalised
 
 
 def test_precomputed_stem_gives_the_same_frames() -> None:

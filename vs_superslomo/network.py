@@ -48,6 +48,10 @@ class ModelConfig:
     consistency: the U-Net also sees how far each frame's flows are consistent (forward-backward
         round trip, ``consistency_trust``), and its visibility output is a correction of the classical
         occlusion weights those imply: a U-Net that outputs zeros fuses like the classical baseline.
+    flow_norm: the flow U-Net normalises every hidden layer (group normalisation over groups of
+        ``NORM_GROUP`` channels, without learned parameters, so the weights keep the paper's names) and
+        starts from Kaiming initialisation. Not in the paper; without it our CPU runs learned motion
+        slowly (model card, "The two-network model").
     """
 
     width: int = 32
@@ -58,6 +62,7 @@ class ModelConfig:
     flow: FlowSource = "network"
     unet_scale: float = 1.0
     consistency: bool = False
+    flow_norm: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -71,6 +76,8 @@ class ModelConfig:
         if self.unet_scale not in UNET_SCALES:
             raise ValueError(f"unet_scale must be one of {UNET_SCALES}, got {self.unet_scale!r}")
         object.__setattr__(self, "unet_scale", float(self.unet_scale))
+        if self.flow_norm and self.flow != "network":
+            raise ValueError("flow_norm normalises the flow U-Net, and a model with DIS flows has none")
         if len(self.input_mean) != 3:
             raise ValueError(f"input_mean needs 3 values, got {self.input_mean!r}")
         object.__setattr__(self, "input_mean", tuple(float(v) for v in self.input_mean))
@@ -107,54 +114,81 @@ class ModelConfig:
 SIZE_MULTIPLE = 32
 
 
+# Channels per group of a normalised U-Net (``ModelConfig.flow_norm``).
+NORM_GROUP = 4
+LEAKY_SLOPE = 0.1
+
+
 def _leaky(x: Tensor) -> Tensor:
-    return F.leaky_relu(x, 0.1)
+    return F.leaky_relu(x, LEAKY_SLOPE)
+
+
+def _activate(x: Tensor, norm: bool) -> Tensor:
+    """A hidden layer's activation, group-normalised first in a normalised U-Net."""
+    return _leaky(F.group_norm(x, max(1, x.shape[1] // NORM_GROUP)) if norm else x)
 
 
 class _Down(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel: int) -> None:
+    def __init__(self, cin: int, cout: int, kernel: int, norm: bool = False) -> None:
         super().__init__()
         pad = (kernel - 1) // 2
+        self.norm = norm
         self.conv1 = nn.Conv2d(cin, cout, kernel, padding=pad)
         self.conv2 = nn.Conv2d(cout, cout, kernel, padding=pad)
 
     def forward(self, x: Tensor) -> Tensor:
         x = F.avg_pool2d(x, 2)
-        return _leaky(self.conv2(_leaky(self.conv1(x))))
+        return _activate(self.conv2(_activate(self.conv1(x), self.norm)), self.norm)
 
 
 class _Up(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
+    def __init__(self, cin: int, cout: int, norm: bool = False) -> None:
         super().__init__()
+        self.norm = norm
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.conv2 = nn.Conv2d(2 * cout, cout, 3, padding=1)
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-        x = _leaky(self.conv1(x))
-        return _leaky(self.conv2(torch.cat((x, skip), dim=1)))
+        x = _activate(self.conv1(x), self.norm)
+        return _activate(self.conv2(torch.cat((x, skip), dim=1)), self.norm)
 
 
 class UNet(nn.Module):
-    """The Super SloMo U-Net; layer names match the original code so its weights load strictly."""
+    """The Super SloMo U-Net; layer names match the original code so its weights load strictly.
 
-    def __init__(self, cin: int, cout: int, width: int, output_activation: bool) -> None:
+    ``norm``: every hidden layer group-normalised, from Kaiming initialisation (``ModelConfig.flow_norm``).
+    """
+
+    def __init__(self, cin: int, cout: int, width: int, output_activation: bool, norm: bool = False) -> None:
         super().__init__()
         w = width
         self.output_activation = output_activation
+        self.norm = norm
         self.conv1 = nn.Conv2d(cin, w, 7, padding=3)
         self.conv2 = nn.Conv2d(w, w, 7, padding=3)
-        self.down1 = _Down(w, 2 * w, 5)
-        self.down2 = _Down(2 * w, 4 * w, 3)
-        self.down3 = _Down(4 * w, 8 * w, 3)
-        self.down4 = _Down(8 * w, 16 * w, 3)
-        self.down5 = _Down(16 * w, 16 * w, 3)
-        self.up1 = _Up(16 * w, 16 * w)
-        self.up2 = _Up(16 * w, 8 * w)
-        self.up3 = _Up(8 * w, 4 * w)
-        self.up4 = _Up(4 * w, 2 * w)
-        self.up5 = _Up(2 * w, w)
+        self.down1 = _Down(w, 2 * w, 5, norm)
+        self.down2 = _Down(2 * w, 4 * w, 3, norm)
+        self.down3 = _Down(4 * w, 8 * w, 3, norm)
+        self.down4 = _Down(8 * w, 16 * w, 3, norm)
+        self.down5 = _Down(16 * w, 16 * w, 3, norm)
+        self.up1 = _Up(16 * w, 16 * w, norm)
+        self.up2 = _Up(16 * w, 8 * w, norm)
+        self.up3 = _Up(8 * w, 4 * w, norm)
+        self.up4 = _Up(4 * w, 2 * w, norm)
+        self.up5 = _Up(2 * w, w, norm)
         self.conv3 = nn.Conv2d(w, cout, 3, padding=1)
+        if norm:
+            self._kaiming_start()
+
+    def _kaiming_start(self) -> None:
+        """Kaiming initialisation for the hidden layers and a small output layer: flows start near zero."""
+        for conv in self.modules():
+            if isinstance(conv, nn.Conv2d) and conv is not self.conv3:
+                nn.init.kaiming_normal_(conv.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
+                nn.init.zeros_(conv.bias)
+        nn.init.normal_(self.conv3.weight, std=1e-2)
+        nn.init.zeros_(self.conv3.bias)
 
     def stem(self, leading: Tensor) -> Tensor:
         """conv1's response (with bias) to the leading input channels alone.
@@ -168,7 +202,7 @@ class UNet(nn.Module):
     def forward(self, x: Tensor, stem: Tensor | None = None) -> Tensor:
         rest = self.conv1.weight[:, -x.shape[1] :]
         h = self.conv1(x) if stem is None else stem + F.conv2d(x, rest, None, padding=3)
-        s1 = _leaky(self.conv2(_leaky(h)))
+        s1 = _activate(self.conv2(_activate(h, self.norm)), self.norm)
         s2 = self.down1(s1)
         s3 = self.down2(s2)
         s4 = self.down3(s3)
@@ -387,7 +421,7 @@ class SuperSloMo(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        self.flow_net = UNet(6, 4, c.width, c.output_activation) if c.flow == "network" else None
+        self.flow_net = UNet(6, 4, c.width, c.output_activation, c.flow_norm) if c.flow == "network" else None
         self.interp_net = UNet(22 if c.consistency else 20, 5, c.width, c.output_activation)
         if c.consistency:
             # A fresh model starts as the classical fusion and learns corrections of it.

@@ -240,14 +240,16 @@ def _initial_model(cfg: TrainConfig, init: str | None) -> tuple[SuperSloMo, Prog
     if not init:
         return model, Progress()
     source = load_model(init)
-    if replace(source.config, flow=cfg.model.flow, width=cfg.model.width, unet_scale=cfg.model.unet_scale) \
-            != cfg.model:
+    free = {"flow": cfg.model.flow, "width": cfg.model.width, "unet_scale": cfg.model.unet_scale,
+            "flow_norm": cfg.model.flow_norm}
+    if replace(source.config, **free) != cfg.model:
         raise SystemExit(f"error: --init weights have config {source.config}, the run needs {cfg.model} "
-                         "(only the flow source, the width and the U-Net's scale may differ)")
+                         "(only the flow source, the width, the U-Net's scale and flow_norm may differ)")
     # A model of the other flow source still gives its interpolation U-Net; another width is
     # widened exactly or narrowed to its leading channels (train/width.py).
     transfer_unet(source.interp_net, model.interp_net)
-    if model.flow_net is not None and source.flow_net is not None:
+    # A flow U-Net trained with or without normalisation computes something else with the other.
+    if model.flow_net is not None and source.flow_net is not None and source.config.flow_norm == cfg.model.flow_norm:
         transfer_unet(source.flow_net, model.flow_net)
     provenance = provenance_of(init)
     return model, Progress(elapsed=float(provenance.get("wall_seconds", 0.0)),
