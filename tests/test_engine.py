@@ -296,3 +296,23 @@ def test_the_shipped_model_interpolates_almost_the_same_frames_without_refinemen
     assert plain_engine.flow_cache.get("pair", lambda: None).features is None
     difference = (plain.frames - refined.frames).abs()
     assert 0 < float(difference.max()) < 0.05 and float(difference.mean()) < 2e-3
+
+
+def test_without_the_unet_frames_are_padded_only_as_far_as_dis_and_the_blocks_need() -> None:
+    from vs_superslomo import load_model
+
+    model = load_model()
+    rgb = torch.rand(1, 3, 18, 36).repeat_interleave(4, dim=2).repeat_interleave(4, dim=3)
+    rgb = F.avg_pool2d(rgb, 5, stride=1, padding=2)
+    a, b = rgb[..., :, 6:126], rgb[..., :, 0:120]  # 72x120, a 6-px pan
+    plain = Interpolator(model, device="cpu", refine=False)
+    as_for_the_unet = Interpolator(model, device="cpu", refine=False)
+    as_for_the_unet.multiple = Interpolator(model, device="cpu").multiple
+    assert (plain.multiple, as_for_the_unet.multiple) == (16, 64)
+    frames = plain.render(a, b, [0.25, 0.5], key="pair").frames
+    assert plain.flow_cache.get("pair", lambda: None).i0.shape[-2:] == (80, 128)  # not 128 x 128
+    reference = as_for_the_unet.render(a, b, [0.25, 0.5], key="pair").frames
+    assert frames.shape == reference.shape == (2, 3, 72, 120)
+    assert torch.allclose(frames, reference, atol=1e-5)
+    tiny = plain.render(torch.rand(1, 3, 5, 9), torch.rand(1, 3, 5, 9), [0.5]).frames  # DIS needs 12 px a side
+    assert tiny.shape == (1, 3, 5, 9) and torch.isfinite(tiny).all()
