@@ -184,11 +184,10 @@ class UNet(nn.Module):
     def _kaiming_start(self) -> None:
         """Kaiming initialisation for the hidden layers and a small output layer: flows start near zero."""
         for conv in self.modules():
-            if isinstance(conv, nn.Conv2d) and conv is not self.conv3:
+            if isinstance(conv, nn.Conv2d):
                 nn.init.kaiming_normal_(conv.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
-                nn.init.zeros_(conv.bias)
+                nn.init.zeros_(conv.get_parameter("bias"))
         nn.init.normal_(self.conv3.weight, std=1e-2)
-        nn.init.zeros_(self.conv3.bias)
 
     def stem(self, leading: Tensor) -> Tensor:
         """conv1's response (with bias) to the leading input channels alone.

@@ -240,9 +240,8 @@ def _initial_model(cfg: TrainConfig, init: str | None) -> tuple[SuperSloMo, Prog
     if not init:
         return model, Progress()
     source = load_model(init)
-    free = {"flow": cfg.model.flow, "width": cfg.model.width, "unet_scale": cfg.model.unet_scale,
-            "flow_norm": cfg.model.flow_norm}
-    if replace(source.config, **free) != cfg.model:
+    m = cfg.model
+    if replace(source.config, flow=m.flow, width=m.width, unet_scale=m.unet_scale, flow_norm=m.flow_norm) != m:
         raise SystemExit(f"error: --init weights have config {source.config}, the run needs {cfg.model} "
                          "(only the flow source, the width, the U-Net's scale and flow_norm may differ)")
     # A model of the other flow source still gives its interpolation U-Net; another width is
