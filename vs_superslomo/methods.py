@@ -71,13 +71,17 @@ def _to_uint8_hwc(x: Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-def frame_scores(pred: Tensor, target: Tensor) -> tuple[float, float]:
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+def _psnr(pred: Tensor, target: Tensor) -> float:
+    from skimage.metrics import peak_signal_noise_ratio
 
-    p, t = _to_uint8_hwc(pred), _to_uint8_hwc(target)
-    psnr = float(peak_signal_noise_ratio(t, p, data_range=255))
-    ssim = float(structural_similarity(t, p, data_range=255, channel_axis=2))
-    return min(psnr, 100.0), ssim
+    return min(float(peak_signal_noise_ratio(_to_uint8_hwc(target), _to_uint8_hwc(pred), data_range=255)), 100.0)
+
+
+def frame_scores(pred: Tensor, target: Tensor) -> tuple[float, float]:
+    from skimage.metrics import structural_similarity
+
+    ssim = float(structural_similarity(_to_uint8_hwc(target), _to_uint8_hwc(pred), data_range=255, channel_axis=2))
+    return _psnr(pred, target), ssim
 
 
 def score_method(method: Method, items: Sequence[ValidationItem]) -> dict[str, Score]:
@@ -100,11 +104,6 @@ def score_method(method: Method, items: Sequence[ValidationItem]) -> dict[str, S
 TIMING_STEPS = 32
 # A ground-truth frame counts as off its time when its truth time is this far from the nominal one.
 OFF_TIME = 0.25
-
-
-def _psnr(pred: Tensor, target: Tensor) -> float:
-    error = np.mean((_to_uint8_hwc(pred).astype(np.float64) - _to_uint8_hwc(target)) ** 2)
-    return 100.0 if error == 0 else float(min(100.0, 10 * np.log10(255**2 / error)))
 
 
 @dataclass
