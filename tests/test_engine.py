@@ -130,9 +130,9 @@ def test_failed_computation_is_not_cached() -> None:
     assert cache.get("k", lambda: 5) == 5
 
 
-@pytest.mark.parametrize("scale", [0.5, 0.25])
-def test_flow_scale_runs_the_flow_net_on_smaller_frames(scale: float) -> None:
-    model = make_model(width=4)
+@pytest.mark.parametrize(("scale", "net_scale"), [(0.5, 1.0), (0.25, 1.0), (0.5, 0.25)])
+def test_flow_scale_runs_the_flow_net_on_smaller_frames(scale: float, net_scale: float) -> None:
+    model = make_model(width=4, flow_net_scale=net_scale)  # a flow U-Net of its own scale: both apply
     seen: list[tuple[int, ...]] = []
     hook = model.flow_net.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
     engine = Interpolator(model, device="cpu", flow_scale=scale)
@@ -141,7 +141,8 @@ def test_flow_scale_runs_the_flow_net_on_smaller_frames(scale: float) -> None:
     hook.remove()
     assert out[0].shape == (70, 90, 3)
     padded = engine.multiple * -(-70 // engine.multiple), engine.multiple * -(-90 // engine.multiple)
-    assert seen == [(1, 6, int(padded[0] * scale), int(padded[1] * scale))]
+    small = tuple(int(side * scale * net_scale) for side in padded)
+    assert seen == [(1, 6, *small)] and all(side % 32 == 0 for side in small)
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,10 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig.from_json('{"width": 8, "depth": 3}')
     with pytest.raises(ValueError, match="flow_norm"):
         ModelConfig(flow="dis", flow_norm=True)
+    with pytest.raises(ValueError, match="flow_net_scale"):
+        ModelConfig(flow="dis", flow_net_scale=0.5)
+    with pytest.raises(ValueError, match="flow_net_scale must be one of"):
+        ModelConfig(flow_net_scale=0.3)
 
 
 def test_a_normalised_flow_unet_keeps_the_papers_weights_and_its_activations_at_unit_scale() -> None:
@@ -150,6 +154,24 @@ def test_a_normalised_flow_unet_keeps_the_papers_weights_and_its_activations_at_
     # of its flow U-Net); normalised, the bottom of the U-Net sees unit-scale features
     assert bottom[False].std() < 0.1 < 0.5 < bottom[True].std() < 2
     assert not plain.interp_net.norm and not normed.interp_net.norm  # only the flow U-Net is normalised
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.25])
+def test_a_flow_unet_at_a_lower_scale_sees_small_frames_and_gives_flows_in_the_frames_pixels(scale: float) -> None:
+    net = SuperSloMo(ModelConfig(width=4, flow_net_scale=scale)).eval()
+    assert net.flow_net is not None and net.size_multiple == round(32 / scale)
+    seen: list[tuple[int, ...]] = []
+    net.flow_net.register_forward_hook(lambda m, inputs, out: seen.append(tuple(inputs[0].shape)))
+    # a flow U-Net whose output is a constant motion of (1, -2) / (-3, 0.5) of its own pixels
+    for parameter in net.flow_net.conv3.parameters():
+        torch.nn.init.zeros_(parameter)
+    with torch.no_grad():
+        net.flow_net.conv3.bias.copy_(torch.tensor([1.0, -2.0, -3.0, 0.5]))
+        f01, f10 = net.compute_flows(torch.rand(1, 3, 128, 256) - 0.5, torch.rand(1, 3, 128, 256) - 0.5)
+    assert seen == [(1, 6, round(128 * scale), round(256 * scale))]
+    assert f01.shape == f10.shape == (1, 2, 128, 256)
+    torch.testing.assert_close(f01[0, :, 5, 7], torch.tensor([1.0, -2.0]) / scale)
+    torch.testing.assert_close(f10[0, :, 100, 200], torch.tensor([-3.0, 0.5]) / scale)
 
 
 def test_precomputed_stem_gives_the_same_frames() -> None:

@@ -249,14 +249,52 @@ def test_a_run_of_another_width_starts_from_the_given_model(data_cache: Path, tm
                                                      strict=True))
 
 
+def test_flow_only_training_leaves_the_interpolation_unet_alone_and_scores_the_end_point_error(
+    data_cache: Path, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    config = tmp_path / "flow-only.json"
+    config.write_text(json.dumps({"width": 4, "resample": "bilinear", "crop": 32, "batch": 2, "val_every": 100,
+                                  "steps": 100, "synthetic_fraction": 1.0, "warmup": 1,
+                                  "losses": {"reconstruction": 0, "census": 0, "warping": 0, "smoothness": 0,
+                                             "flow": 1}}))
+    out = tmp_path / "run"
+    run = _train(out, config, "--init", str(tiny_model_path), "--max-steps", "2", "--threads", "1")
+    assert run.returncode == 0, run.stderr
+    state = torch.load(out / "state.pt", weights_only=True)["model"]
+    init = load_model(tiny_model_path)
+    assert all(torch.equal(state[f"interp_net.{k}"], v) for k, v in init.interp_net.state_dict().items())
+    assert init.flow_net is not None
+    assert not all(torch.equal(state[f"flow_net.{k}"], v) for k, v in init.flow_net.state_dict().items())
+
+
+def test_the_flow_only_loss_is_the_end_point_term_of_the_full_loss() -> None:
+    bank = PhotoBank(_photos(), [])
+    rng = np.random.default_rng(3)
+    samples = [synthetic_sample(bank, rng, 64, MotionRanges(max_shift=6.0)) for _ in range(2)]
+    batch = {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+    model = SuperSloMo(ModelConfig(width=4))
+    i0, i1 = model.normalize(batch["i0"]), model.normalize(batch["i1"])
+    f01, f10 = model.compute_flows(i0, i1)
+    flow_only = LossWeights(reconstruction=0, census=0, warping=0, smoothness=0, flow=1)
+    full, parts = total_loss(batch, model.synthesize(i0, i1, f01, f10, batch["t"]), f01, f10, flow_only)
+    alone, alone_parts = total_loss(batch, None, f01, f10, flow_only)
+    assert flow_only.flow_only and not LossWeights().flow_only
+    assert float(alone.detach()) == pytest.approx(float(full.detach()))
+    assert alone_parts["epe"] == parts["epe"] > 0
+    with pytest.raises(ValueError, match="synthesis is needed"):
+        total_loss(batch, None, f01, f10, LossWeights())
+
+
 def test_every_config_file_is_a_valid_run_and_crops_fit_the_unet_scale() -> None:
     from vs_superslomo.train.trainer import TrainConfig
 
     for path in sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.json")):
         cfg = TrainConfig.from_dict(json.loads(path.read_text()))
-        assert cfg.crop % round(32 / cfg.model.unet_scale) == 0, path.name
+        assert cfg.crop % round(32 / min(cfg.model.unet_scale, cfg.model.flow_net_scale)) == 0, path.name
     with pytest.raises(ValueError, match="multiple of 64"):
         TrainConfig.from_dict({"unet_scale": 0.5, "crop": 224})
+    with pytest.raises(ValueError, match="multiple of 128"):
+        TrainConfig.from_dict({"flow_net_scale": 0.25, "crop": 64})
 
 
 def _rippled_scenes(count: int, locked_off: float = 0.0) -> list:

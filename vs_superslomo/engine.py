@@ -527,11 +527,12 @@ class Interpolator:
 
 def _padding_multiple(model: SuperSloMo, flow_scale: float, refine: bool) -> int:
     """What the padded frames' sides are multiples of: the U-Nets' five poolings where U-Nets run (a flow
-    network at ``flow_scale``, the interpolation U-Net at its own scale). Without a U-Net, only the
+    network at ``flow_scale`` times its own scale, the interpolation U-Net at its own). Without a U-Net, only the
     acceleration blocks' size and DIS's smallest frame (frames under it keep their padding) count: 1280x720
     is then not padded to 1280x768 (+6.7% pixels) and 640x360 goes to 640x368, not 640x384."""
     if refine or model.flow_net is not None:
-        return math.lcm(round(SIZE_MULTIPLE / flow_scale), model.size_multiple, ACCELERATION_BLOCK)
+        flow_multiple = round(SIZE_MULTIPLE / (flow_scale * model.config.flow_net_scale))
+        return math.lcm(flow_multiple, model.size_multiple, ACCELERATION_BLOCK)
     return math.lcm(DIS_MIN_SIDE, ACCELERATION_BLOCK)
 
 

@@ -52,6 +52,9 @@ class ModelConfig:
         ``NORM_GROUP`` channels, without learned parameters, so the weights keep the paper's names) and
         starts from Kaiming initialisation. Not in the paper; without it our CPU runs learned motion
         slowly (model card, "The two-network model").
+    flow_net_scale: the resolution, relative to the frame, at which the flow U-Net runs (1, 1/2 or 1/4); its
+        flows are upsampled to the frame. Not in the paper: at 1/4 a 32 px motion is 8 px to the network,
+        which our CPU runs learn far sooner (model card, "The two-network model").
     """
 
     width: int = 32
@@ -63,6 +66,7 @@ class ModelConfig:
     unet_scale: float = 1.0
     consistency: bool = False
     flow_norm: bool = False
+    flow_net_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -76,8 +80,11 @@ class ModelConfig:
         if self.unet_scale not in UNET_SCALES:
             raise ValueError(f"unet_scale must be one of {UNET_SCALES}, got {self.unet_scale!r}")
         object.__setattr__(self, "unet_scale", float(self.unet_scale))
-        if self.flow_norm and self.flow != "network":
-            raise ValueError("flow_norm normalises the flow U-Net, and a model with DIS flows has none")
+        if self.flow_net_scale not in UNET_SCALES:
+            raise ValueError(f"flow_net_scale must be one of {UNET_SCALES}, got {self.flow_net_scale!r}")
+        object.__setattr__(self, "flow_net_scale", float(self.flow_net_scale))
+        if self.flow != "network" and (self.flow_norm or self.flow_net_scale != 1.0):
+            raise ValueError("flow_norm and flow_net_scale shape the flow U-Net, and a model with DIS flows has none")
         if len(self.input_mean) != 3:
             raise ValueError(f"input_mean needs 3 values, got {self.input_mean!r}")
         object.__setattr__(self, "input_mean", tuple(float(v) for v in self.input_mean))
@@ -85,8 +92,8 @@ class ModelConfig:
     @property
     def size_multiple(self) -> int:
         """Frame sizes a model of this configuration takes are multiples of this (the U-Nets' five poolings
-        at their scale)."""
-        return round(SIZE_MULTIPLE / self.unet_scale)
+        at their scales)."""
+        return round(SIZE_MULTIPLE / min(self.unet_scale, self.flow_net_scale))
 
     @classmethod
     def original(cls) -> ModelConfig:
@@ -470,7 +477,14 @@ class SuperSloMo(nn.Module):
         """
         if self.flow_net is None:
             raise ValueError("this model takes its flows from DIS; use vs_superslomo.flows.compute_flows")
-        out = self.flow_net(torch.cat((i0, i1), dim=1))
+        pair = torch.cat((i0, i1), dim=1)
+        s = self.config.flow_net_scale
+        if s == 1.0:
+            out = self.flow_net(pair)
+        else:
+            small = self.flow_net(F.interpolate(pair, scale_factor=s, mode="bilinear", align_corners=False,
+                                                antialias=True))
+            out = F.interpolate(small, size=pair.shape[-2:], mode="bilinear", align_corners=False) / s
         return out[:, :2], out[:, 2:4]
 
     def pair_features(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> PairFeatures:

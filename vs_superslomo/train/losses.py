@@ -63,11 +63,33 @@ class LossWeights:
     flow: float = 0.01  # end-point error against true flows (synthetic samples only)
     flow_huber: float = 1.0  # pixels; 0 gives the plain L1 end-point error
 
+    @property
+    def flow_only(self) -> bool:
+        """Only the end-point error counts (the flow U-Net's pre-training): nothing needs the synthesis."""
+        return self.reconstruction == self.census == self.warping == self.smoothness == 0.0
+
+
+def flow_error(batch: dict[str, Tensor], f01: Tensor, f10: Tensor, huber: float) -> Tensor:
+    """Mean end-point error of both flows over the labelled pixels of the batch's samples with true flows."""
+    has = batch["has_flow"].view(-1, 1, 1)
+    if float(has.sum()) == 0:
+        return torch.zeros((), device=f01.device)
+    e01 = end_point_error(f01, batch["f01"], huber) * batch["v01"]
+    e10 = end_point_error(f10, batch["f10"], huber) * batch["v10"]
+    denom = (has * (batch["v01"] + batch["v10"])).sum().clamp_min(1.0)
+    return ((e01 + e10) * has).sum() / denom
+
 
 def total_loss(
-    batch: dict[str, Tensor], out: Synthesis, f01: Tensor, f10: Tensor, weights: LossWeights,
+    batch: dict[str, Tensor], out: Synthesis | None, f01: Tensor, f10: Tensor, weights: LossWeights,
     epe_fade: float = 1.0,
 ) -> tuple[Tensor, dict[str, float]]:
+    """The weighted loss and its parts; ``out`` may be None when ``weights.flow_only``."""
+    epe = flow_error(batch, f01, f10, weights.flow_huber)
+    if out is None:
+        if not weights.flow_only:
+            raise ValueError("the synthesis is needed for every loss but the end-point error")
+        return weights.flow * epe_fade * epe, {"epe": float(epe.detach())}
     i0, i1, it = batch["i0"], batch["i1"], batch["it"]
     pred = out.frame
     rec = charbonnier(pred, it)
@@ -79,13 +101,6 @@ def total_loss(
         + (backward_warp(i0, f10) - i1).abs().mean()
     )
     smooth = smoothness(f01) + smoothness(f10)
-    has = batch["has_flow"].view(-1, 1, 1)
-    epe = torch.zeros((), device=pred.device)
-    if float(has.sum()) > 0:
-        e01 = end_point_error(f01, batch["f01"], weights.flow_huber) * batch["v01"]
-        e10 = end_point_error(f10, batch["f10"], weights.flow_huber) * batch["v10"]
-        denom = (has * (batch["v01"] + batch["v10"])).sum().clamp_min(1.0)
-        epe = ((e01 + e10) * has).sum() / denom
     w = weights
     loss = (w.reconstruction * rec + w.census * cen + w.warping * warp + w.smoothness * smooth
             + w.flow * epe_fade * epe)

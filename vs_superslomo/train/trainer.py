@@ -86,8 +86,8 @@ class TrainConfig:
             raise ValueError(f"locked_off must be between 0 and 1, got {self.locked_off}")
         multiple = self.model.size_multiple
         if self.crop % multiple:
-            raise ValueError(f"crop must be a multiple of {multiple} with unet_scale {self.model.unet_scale}, "
-                             f"got {self.crop}")
+            raise ValueError(f"crop must be a multiple of {multiple} with unet_scale {self.model.unet_scale} "
+                             f"and flow_net_scale {self.model.flow_net_scale}, got {self.crop}")
 
     def setting(self, key: str) -> float:
         """A field that defaults by flow source (``_FLOW_SOURCE_DEFAULTS``), resolved."""
@@ -129,10 +129,11 @@ class _TrainingForward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, i0: Tensor, i1: Tensor, t: Tensor) -> tuple[Synthesis, Tensor, Tensor]:
+    def forward(self, i0: Tensor, i1: Tensor, t: Tensor, synthesis: bool = True
+                ) -> tuple[Synthesis | None, Tensor, Tensor]:
         n0, n1 = self.model.normalize(i0), self.model.normalize(i1)
         f01, f10 = compute_flows(self.model, n0, n1)
-        return self.model.synthesize(n0, n1, f01, f10, t), f01, f10
+        return (self.model.synthesize(n0, n1, f01, f10, t) if synthesis else None), f01, f10
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
@@ -241,14 +242,16 @@ def _initial_model(cfg: TrainConfig, init: str | None) -> tuple[SuperSloMo, Prog
         return model, Progress()
     source = load_model(init)
     m = cfg.model
-    if replace(source.config, flow=m.flow, width=m.width, unet_scale=m.unet_scale, flow_norm=m.flow_norm) != m:
-        raise SystemExit(f"error: --init weights have config {source.config}, the run needs {cfg.model} "
-                         "(only the flow source, the width, the U-Net's scale and flow_norm may differ)")
+    if replace(source.config, flow=m.flow, width=m.width, unet_scale=m.unet_scale, flow_norm=m.flow_norm,
+               flow_net_scale=m.flow_net_scale) != m:
+        raise SystemExit(f"error: --init weights have config {source.config}, the run needs {m} "
+                         "(only the flow source, the width, the U-Nets' scales and flow_norm may differ)")
     # A model of the other flow source still gives its interpolation U-Net; another width is
     # widened exactly or narrowed to its leading channels (train/width.py).
     transfer_unet(source.interp_net, model.interp_net)
-    # A flow U-Net trained with or without normalisation computes something else with the other.
-    if model.flow_net is not None and source.flow_net is not None and source.config.flow_norm == cfg.model.flow_norm:
+    # A flow U-Net trained with or without normalisation, or at another scale, computes something else here.
+    same_flow_net = (source.config.flow_norm, source.config.flow_net_scale) == (m.flow_norm, m.flow_net_scale)
+    if model.flow_net is not None and source.flow_net is not None and same_flow_net:
         transfer_unet(source.flow_net, model.flow_net)
     provenance = provenance_of(init)
     return model, Progress(elapsed=float(provenance.get("wall_seconds", 0.0)),
@@ -302,7 +305,9 @@ class Run:
         self.forward: nn.Module = _TrainingForward(self.model)
         if place.distributed:
             device_ids = [place.device.index] if place.device.type == "cuda" else None
-            self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=device_ids)
+            # Flow-only runs leave the interpolation U-Net out of the graph.
+            self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=device_ids,
+                                                               find_unused_parameters=self.cfg.losses.flow_only)
         self.optimizer = torch.optim.AdamW(_parameter_groups(self.model, self.cfg), lr=self.cfg.lr,
                                            weight_decay=1e-4, eps=self.cfg.setting("adam_eps"))
         self.rng = np.random.default_rng(self.cfg.seed + 1000 * place.rank)
@@ -357,7 +362,7 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = _lr_at(cfg, step) * group.get("lr_scale", 1.0)
         batch = {k: v.to(self.place.device) for k, v in self.data.batch(self.rng, self.per_rank_batch).items()}
-        syn, f01, f10 = self.forward(batch["i0"], batch["i1"], batch["t"])
+        syn, f01, f10 = self.forward(batch["i0"], batch["i1"], batch["t"], not cfg.losses.flow_only)
         epe_fade = max(0.0, 1.0 - step / cfg.flow_supervision_steps)
         loss, parts = total_loss(batch, syn, f01, f10, cfg.losses, epe_fade)
         self.optimizer.zero_grad(set_to_none=True)
