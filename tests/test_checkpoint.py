@@ -155,13 +155,16 @@ def test_safetensors_round_trip_keeps_config_and_provenance(tmp_path: Path) -> N
         assert torch.equal(loaded.state_dict()[k], v)
 
 
-def test_a_normalised_flow_network_round_trips_and_computes_the_same_flows(tmp_path: Path) -> None:
-    model = make_model(width=4, flow_norm=True).eval()
+@pytest.mark.parametrize("form", [{"flow_norm": True},
+                                  {"flow_norm": True, "flow_net_scale": 0.25, "flow_correlation": 2}])
+def test_a_normalised_flow_network_round_trips_and_computes_the_same_flows(tmp_path: Path,
+                                                                          form: dict[str, object]) -> None:
+    model = make_model(width=4, **form).eval()
     path = tmp_path / "normed.safetensors"
     save_model(model, path)
     loaded = load_model(path)
-    assert loaded.config.flow_norm and loaded.flow_net is not None and loaded.flow_net.norm
-    i0, i1 = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    assert loaded.config == model.config and loaded.flow_net is not None and loaded.flow_net.norm
+    i0, i1 = torch.rand(1, 3, 128, 128), torch.rand(1, 3, 128, 128)
     with torch.no_grad():
         pairs = zip(model.compute_flows(i0, i1), loaded.compute_flows(i0, i1), strict=True)
         assert all(torch.equal(a, b) for a, b in pairs)

@@ -13,6 +13,7 @@ from vs_superslomo.network import (
     approximate_flows,
     backward_warp,
     consistency_trust,
+    correlation,
     quadratic_acceleration,
 )
 
@@ -138,6 +139,10 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig(flow="dis", flow_net_scale=0.5)
     with pytest.raises(ValueError, match="flow_net_scale must be one of"):
         ModelConfig(flow_net_scale=0.3)
+    with pytest.raises(ValueError, match="flow_correlation"):
+        ModelConfig(flow="dis", flow_correlation=2)
+    with pytest.raises(ValueError, match="flow_correlation must be"):
+        ModelConfig(flow_correlation=-1)
 
 
 def test_a_normalised_flow_unet_keeps_the_papers_weights_and_its_activations_at_unit_scale() -> None:
@@ -172,6 +177,33 @@ def test_a_flow_unet_at_a_lower_scale_sees_small_frames_and_gives_flows_in_the_f
     assert f01.shape == f10.shape == (1, 2, 128, 256)
     torch.testing.assert_close(f01[0, :, 5, 7], torch.tensor([1.0, -2.0]) / scale)
     torch.testing.assert_close(f10[0, :, 100, 200], torch.tensor([-3.0, 0.5]) / scale)
+
+
+def test_correlation_peaks_at_the_displacement_that_moves_one_frame_onto_the_other() -> None:
+    torch.manual_seed(0)
+    a = torch.rand(1, 3, 40, 48)
+    radius, dy, dx = 3, 2, -1
+    b = torch.roll(a, shifts=(dy, dx), dims=(2, 3))  # b(y, x) = a(y - dy, x - dx): a's content moved by (dy, dx)
+    costs = correlation(a, b, radius)
+    assert costs.shape == (1, (2 * radius + 1) ** 2, 40, 48)
+    inside = costs[..., 8:-8, 8:-8]
+    best = inside.argmax(dim=1)
+    assert bool((best == (dy + radius) * (2 * radius + 1) + (dx + radius)).all())
+    torch.testing.assert_close(inside.amax(dim=1), torch.ones_like(inside[:, 0]), atol=5e-3, rtol=0)
+
+
+def test_a_flow_unet_with_correlation_sees_the_frames_and_both_ways_costs() -> None:
+    net = SuperSloMo(ModelConfig(width=4, flow_net_scale=0.5, flow_correlation=2)).eval()
+    assert net.flow_net is not None and net.flow_net.conv1.in_channels == 6 + 2 * 25
+    seen: list[torch.Tensor] = []
+    net.flow_net.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0]))
+    i0, i1 = torch.rand(1, 3, 64, 128) - 0.5, torch.rand(1, 3, 64, 128) - 0.5
+    with torch.no_grad():
+        f01, _ = net.compute_flows(i0, i1)
+    assert f01.shape == (1, 2, 64, 128) and seen[0].shape == (1, 56, 32, 64)
+    small = seen[0][:, :6]
+    torch.testing.assert_close(seen[0][:, 6:31], correlation(small[:, :3], small[:, 3:], 2))
+    torch.testing.assert_close(seen[0][:, 31:], correlation(small[:, 3:], small[:, :3], 2))
 
 
 def test_precomputed_stem_gives_the_same_frames() -> None:

@@ -253,7 +253,7 @@ def test_flow_only_training_leaves_the_interpolation_unet_alone_and_scores_the_e
     data_cache: Path, tmp_path: Path, tiny_model_path: Path
 ) -> None:
     config = tmp_path / "flow-only.json"
-    config.write_text(json.dumps({"width": 4, "resample": "bilinear", "crop": 32, "batch": 2, "val_every": 100,
+    config.write_text(json.dumps({"width": 4, "resample": "bilinear", "crop": 32, "batch": 2, "val_every": 2,
                                   "steps": 100, "synthetic_fraction": 1.0, "warmup": 1,
                                   "losses": {"reconstruction": 0, "census": 0, "warping": 0, "smoothness": 0,
                                              "flow": 1}}))
@@ -265,6 +265,10 @@ def test_flow_only_training_leaves_the_interpolation_unet_alone_and_scores_the_e
     assert all(torch.equal(state[f"interp_net.{k}"], v) for k, v in init.interp_net.state_dict().items())
     assert init.flow_net is not None
     assert not all(torch.equal(state[f"flow_net.{k}"], v) for k, v in init.flow_net.state_dict().items())
+    # validated on the flows alone (an untrained interpolation U-Net's frames would say nothing)
+    record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
+    assert record["step"] == 2 and 0 < record["flow_ratio"] < 10 and "validation" not in record
+    assert (out / "best.safetensors").exists()
 
 
 def test_the_flow_only_loss_is_the_end_point_term_of_the_full_loss() -> None:

@@ -55,6 +55,9 @@ class ModelConfig:
     flow_net_scale: the resolution, relative to the frame, at which the flow U-Net runs (1, 1/2 or 1/4); its
         flows are upsampled to the frame. Not in the paper: at 1/4 a 32 px motion is 8 px to the network,
         which our CPU runs learn far sooner (model card, "The two-network model").
+    flow_correlation: when above 0, the flow U-Net also sees how well each pixel's 3x3 patch matches the other
+        frame's patches displaced by up to this many of its pixels each way (normalised cross-correlation, both
+        ways; FlowNetC's idea, not in Super SloMo): motion to read off rather than to discover.
     """
 
     width: int = 32
@@ -67,6 +70,7 @@ class ModelConfig:
     consistency: bool = False
     flow_norm: bool = False
     flow_net_scale: float = 1.0
+    flow_correlation: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -83,11 +87,19 @@ class ModelConfig:
         if self.flow_net_scale not in UNET_SCALES:
             raise ValueError(f"flow_net_scale must be one of {UNET_SCALES}, got {self.flow_net_scale!r}")
         object.__setattr__(self, "flow_net_scale", float(self.flow_net_scale))
-        if self.flow != "network" and (self.flow_norm or self.flow_net_scale != 1.0):
-            raise ValueError("flow_norm and flow_net_scale shape the flow U-Net, and a model with DIS flows has none")
+        if not isinstance(self.flow_correlation, int) or self.flow_correlation < 0:
+            raise ValueError(f"flow_correlation must be a whole number of pixels, got {self.flow_correlation!r}")
+        if self.flow != "network" and (self.flow_norm or self.flow_net_scale != 1.0 or self.flow_correlation):
+            raise ValueError("flow_norm, flow_net_scale and flow_correlation shape the flow U-Net, and a model with "
+                             "DIS flows has none")
         if len(self.input_mean) != 3:
             raise ValueError(f"input_mean needs 3 values, got {self.input_mean!r}")
         object.__setattr__(self, "input_mean", tuple(float(v) for v in self.input_mean))
+
+    @property
+    def flow_net_inputs(self) -> int:
+        """Input channels of the flow U-Net: both frames, and both ways' correlations when there are any."""
+        return 6 + 2 * (2 * self.flow_correlation + 1) ** 2 if self.flow_correlation else 6
 
     @property
     def size_multiple(self) -> int:
@@ -239,6 +251,25 @@ def backward_warp(image: Tensor, flow: Tensor, mode: WarpMode = "exact", resampl
         return F.grid_sample(image, grid, mode=resample, padding_mode="border", align_corners=False)
     grid = torch.stack((2 * (x / w - 0.5), 2 * (y / height - 0.5)), dim=3)
     return F.grid_sample(image, grid, mode=resample, padding_mode="zeros", align_corners=True)
+
+
+def _patch_features(image: Tensor) -> Tensor:
+    """Each pixel's 3x3 patch over all channels, zero-mean and of unit length (N, 9C, H, W)."""
+    n, c, h, w = image.shape
+    patches = F.unfold(image, 3, padding=1).view(n, 9 * c, h, w)
+    patches = patches - patches.mean(dim=1, keepdim=True)
+    return patches / (torch.linalg.vector_norm(patches, dim=1, keepdim=True) + 1e-3)
+
+
+def correlation(a: Tensor, b: Tensor, radius: int) -> Tensor:
+    """Normalised cross-correlation of a's 3x3 patches with b's displaced by (dy, dx), |dy|, |dx| <= radius:
+    (N, (2 radius + 1)^2, H, W), displacements in row-major order; b's border is replicated."""
+    fa, fb = _patch_features(a), _patch_features(b)
+    h, w = a.shape[-2:]
+    r = radius
+    fb = F.pad(fb, (r, r, r, r), mode="replicate")
+    return torch.cat([(fa * fb[..., r + dy : r + dy + h, r + dx : r + dx + w]).sum(dim=1, keepdim=True)
+                      for dy in range(-r, r + 1) for dx in range(-r, r + 1)], dim=1)
 
 
 # Forward-backward inconsistency (pixels) at which a warp is trusted half as much.
@@ -427,7 +458,8 @@ class SuperSloMo(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        self.flow_net = UNet(6, 4, c.width, c.output_activation, c.flow_norm) if c.flow == "network" else None
+        self.flow_net = UNet(c.flow_net_inputs, 4, c.width, c.output_activation, c.flow_norm) \
+            if c.flow == "network" else None
         self.interp_net = UNet(22 if c.consistency else 20, 5, c.width, c.output_activation)
         if c.consistency:
             # A fresh model starts as the classical fusion and learns corrections of it.
@@ -478,13 +510,15 @@ class SuperSloMo(nn.Module):
         if self.flow_net is None:
             raise ValueError("this model takes its flows from DIS; use vs_superslomo.flows.compute_flows")
         pair = torch.cat((i0, i1), dim=1)
-        s = self.config.flow_net_scale
-        if s == 1.0:
-            out = self.flow_net(pair)
-        else:
-            small = self.flow_net(F.interpolate(pair, scale_factor=s, mode="bilinear", align_corners=False,
-                                                antialias=True))
-            out = F.interpolate(small, size=pair.shape[-2:], mode="bilinear", align_corners=False) / s
+        s, radius = self.config.flow_net_scale, self.config.flow_correlation
+        x = pair if s == 1.0 else F.interpolate(pair, scale_factor=s, mode="bilinear", align_corners=False,
+                                                antialias=True)
+        if radius:
+            a, b = x[:, :3], x[:, 3:]
+            x = torch.cat((x, correlation(a, b, radius), correlation(b, a, radius)), dim=1)
+        out = self.flow_net(x)
+        if s != 1.0:
+            out = F.interpolate(out, size=pair.shape[-2:], mode="bilinear", align_corners=False) / s
         return out[:, :2], out[:, 2:4]
 
     def pair_features(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> PairFeatures:

@@ -1,8 +1,9 @@
 """The resumable trainer: ``python -m vs_superslomo.train --out DIR [--config FILE] [--init WEIGHTS]``.
 
-State (weights, optimizer, schedule, step, RNG) lives in ``DIR/state.pt`` outside git; the best
-weights by validation PSNR are exported to ``DIR/best.safetensors`` with provenance. Runs unchanged
-under ``torchrun`` (DistributedDataParallel); on the CPU it uses every core unless ``--threads`` says otherwise.
+State (weights, optimizer, schedule, step, RNG) lives in ``DIR/state.pt`` outside git; the best weights by
+validation PSNR (by the flow ratio in flow-only runs) are exported to ``DIR/best.safetensors`` with provenance.
+Runs unchanged under ``torchrun`` (DistributedDataParallel); on the CPU it uses every core unless ``--threads``
+says otherwise.
 """
 
 from __future__ import annotations
@@ -242,15 +243,17 @@ def _initial_model(cfg: TrainConfig, init: str | None) -> tuple[SuperSloMo, Prog
         return model, Progress()
     source = load_model(init)
     m = cfg.model
-    if replace(source.config, flow=m.flow, width=m.width, unet_scale=m.unet_scale, flow_norm=m.flow_norm,
-               flow_net_scale=m.flow_net_scale) != m:
+    flow_net_shape = ("flow_norm", "flow_net_scale", "flow_correlation")
+    if replace(source.config, flow=m.flow, width=m.width, unet_scale=m.unet_scale,
+               **{k: getattr(m, k) for k in flow_net_shape}) != m:
         raise SystemExit(f"error: --init weights have config {source.config}, the run needs {m} "
-                         "(only the flow source, the width, the U-Nets' scales and flow_norm may differ)")
+                         "(only the flow source, the width, the U-Nets' scales and the flow U-Net's form may "
+                         "differ)")
     # A model of the other flow source still gives its interpolation U-Net; another width is
     # widened exactly or narrowed to its leading channels (train/width.py).
     transfer_unet(source.interp_net, model.interp_net)
-    # A flow U-Net trained with or without normalisation, or at another scale, computes something else here.
-    same_flow_net = (source.config.flow_norm, source.config.flow_net_scale) == (m.flow_norm, m.flow_net_scale)
+    # A flow U-Net of another form (normalisation, scale, correlation) computes something else here.
+    same_flow_net = all(getattr(source.config, k) == getattr(m, k) for k in flow_net_shape)
     if model.flow_net is not None and source.flow_net is not None and same_flow_net:
         transfer_unet(source.flow_net, model.flow_net)
     provenance = provenance_of(init)
@@ -373,15 +376,20 @@ class Run:
         return {"loss": float(loss.detach()), **parts}
 
     def validate_and_export(self) -> None:
-        if self.baseline is None:  # it does not change during a run: scored once
-            self.baseline = _summary(classical_baseline())
-        scores = validate(self.model)
-        score = _validation_score(scores)
         if self.flow_items is None:
             self.flow_items = synthetic_flow_validation()
         ratio = flow_ratio(self.model, self.flow_items)
-        _log(self.out, {"step": self.progress.step, "validation": _summary(scores), "score": round(score, 3),
-                        "flow_ratio": round(ratio, 4), "classical_baseline": self.baseline})
+        record: dict[str, Any] = {"step": self.progress.step, "flow_ratio": round(ratio, 4)}
+        scores: dict[str, dict[str, Score]] = {}
+        if self.cfg.losses.flow_only:  # the interpolation U-Net is not trained: only the flows count
+            score = -ratio
+        else:
+            if self.baseline is None:  # it does not change during a run: scored once
+                self.baseline = _summary(classical_baseline())
+            scores = validate(self.model)
+            score = _validation_score(scores)
+            record.update(validation=_summary(scores), score=round(score, 3), classical_baseline=self.baseline)
+        _log(self.out, record)
         save_model(self.model, self.out / "last.safetensors", self.provenance(scores))
         if score > self.progress.best:
             self.progress.best = score
