@@ -192,18 +192,24 @@ def test_correlation_peaks_at_the_displacement_that_moves_one_frame_onto_the_oth
     torch.testing.assert_close(inside.amax(dim=1), torch.ones_like(inside[:, 0]), atol=5e-3, rtol=0)
 
 
-def test_a_flow_unet_with_correlation_sees_the_frames_and_both_ways_costs() -> None:
-    net = SuperSloMo(ModelConfig(width=4, flow_net_scale=0.5, flow_correlation=2)).eval()
+def test_a_flow_unet_with_correlation_sees_the_frames_and_where_each_pixel_matches_the_other_frame() -> None:
+    net = SuperSloMo(ModelConfig(width=4, flow_correlation=2)).eval()
     assert net.flow_net is not None and net.flow_net.conv1.in_channels == 6 + 2 * 25
     seen: list[torch.Tensor] = []
     net.flow_net.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0]))
-    i0, i1 = torch.rand(1, 3, 64, 128) - 0.5, torch.rand(1, 3, 64, 128) - 0.5
+    torch.manual_seed(1)
+    i0 = F.interpolate(torch.rand(1, 3, 32, 32), size=(128, 128), mode="bicubic", align_corners=False) - 0.5
+    i1 = torch.roll(i0, shifts=(4, -2), dims=(2, 3))  # frame 0's content moved 4 px down, 2 px left
     with torch.no_grad():
-        f01, _ = net.compute_flows(i0, i1)
-    assert f01.shape == (1, 2, 64, 128) and seen[0].shape == (1, 56, 32, 64)
-    small = seen[0][:, :6]
-    torch.testing.assert_close(seen[0][:, 6:31], correlation(small[:, :3], small[:, 3:], 2))
-    torch.testing.assert_close(seen[0][:, 31:], correlation(small[:, 3:], small[:, :3], 2))
+        net.compute_flows(i0, i1)
+    x = seen[0]
+    assert x.shape == (1, 56, 128, 128) and torch.equal(x[:, :6], torch.cat((i0, i1), dim=1))
+    forward, backward = x[:, 6:31], x[:, 31:]
+    torch.testing.assert_close(forward.sum(dim=1), torch.ones(1, 128, 128))  # a softmax over displacements
+    # at half resolution the match is 2 rows down and 1 column left, and the other way round for frame 1
+    inside = (slice(None), slice(None), slice(24, -24), slice(24, -24))
+    assert bool((forward[inside].argmax(dim=1) == (2 + 2) * 5 + (-1 + 2)).all())  # channel of (dy, dx) = (2, -1)
+    assert bool((backward[inside].argmax(dim=1) == (-2 + 2) * 5 + (1 + 2)).all())
 
 
 def test_precomputed_stem_gives_the_same_frames() -> None:

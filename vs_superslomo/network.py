@@ -55,9 +55,10 @@ class ModelConfig:
     flow_net_scale: the resolution, relative to the frame, at which the flow U-Net runs (1, 1/2 or 1/4); its
         flows are upsampled to the frame. Not in the paper: at 1/4 a 32 px motion is 8 px to the network,
         which our CPU runs learn far sooner (model card, "The two-network model").
-    flow_correlation: when above 0, the flow U-Net also sees how well each pixel's 3x3 patch matches the other
-        frame's patches displaced by up to this many of its pixels each way (normalised cross-correlation, both
-        ways; FlowNetC's idea, not in Super SloMo): motion to read off rather than to discover.
+    flow_correlation: when above 0, the flow U-Net also sees, both ways, how well each pixel's 3x3 patch matches
+        the other frame's patches displaced by up to this many pixels each way at half its resolution (normalised
+        cross-correlation, a softmax over the displacements; FlowNetC's idea, not in Super SloMo): motion to read
+        off rather than to discover. 4 at ``flow_net_scale`` 1/4 reaches 32 px.
     """
 
     width: int = 32
@@ -270,6 +271,21 @@ def correlation(a: Tensor, b: Tensor, radius: int) -> Tensor:
     fb = F.pad(fb, (r, r, r, r), mode="replicate")
     return torch.cat([(fa * fb[..., r + dy : r + dy + h, r + dx : r + dx + w]).sum(dim=1, keepdim=True)
                       for dy in range(-r, r + 1) for dx in range(-r, r + 1)], dim=1)
+
+
+# Temperature of the softmax over a correlation's displacements (its values lie in [-1, 1]).
+MATCH_TEMPERATURE = 0.1
+
+
+def _matching(a: Tensor, b: Tensor, radius: int) -> Tensor:
+    """The flow U-Net's matching inputs (``ModelConfig.flow_correlation``): both ways' correlations at half the
+    frames' resolution, as a softmax over displacements, back at the frames' resolution."""
+    half = [F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True) for x in (a, b)]
+    costs = torch.cat((correlation(half[0], half[1], radius), correlation(half[1], half[0], radius)), dim=1)
+    n, size = (2 * radius + 1) ** 2, a.shape[-2:]
+    chances = torch.cat((torch.softmax(costs[:, :n] / MATCH_TEMPERATURE, dim=1),
+                         torch.softmax(costs[:, n:] / MATCH_TEMPERATURE, dim=1)), dim=1)
+    return F.interpolate(chances, size=size, mode="bilinear", align_corners=False)
 
 
 # Forward-backward inconsistency (pixels) at which a warp is trusted half as much.
@@ -514,8 +530,7 @@ class SuperSloMo(nn.Module):
         x = pair if s == 1.0 else F.interpolate(pair, scale_factor=s, mode="bilinear", align_corners=False,
                                                 antialias=True)
         if radius:
-            a, b = x[:, :3], x[:, 3:]
-            x = torch.cat((x, correlation(a, b, radius), correlation(b, a, radius)), dim=1)
+            x = torch.cat((x, _matching(x[:, :3], x[:, 3:], radius)), dim=1)
         out = self.flow_net(x)
         if s != 1.0:
             out = F.interpolate(out, size=pair.shape[-2:], mode="bilinear", align_corners=False) / s
