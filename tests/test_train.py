@@ -265,6 +265,10 @@ def test_flow_only_training_leaves_the_interpolation_unet_alone_and_scores_the_e
     assert all(torch.equal(state[f"interp_net.{k}"], v) for k, v in init.interp_net.state_dict().items())
     assert init.flow_net is not None
     assert not all(torch.equal(state[f"flow_net.{k}"], v) for k, v in init.flow_net.state_dict().items())
+    fresh = _train(tmp_path / "fresh", config, "--max-steps", "2", "--threads", "1")
+    assert fresh.returncode == 0, fresh.stderr
+    silent = load_model(tmp_path / "fresh" / "last.safetensors").interp_net.conv3  # fuses as refine=False
+    assert not any(bool(p.any()) for p in silent.parameters())
     # validated on the flows alone (an untrained interpolation U-Net's frames would say nothing)
     record = json.loads((out / "log.jsonl").read_text().splitlines()[-1])
     assert record["step"] == 2 and 0 < record["flow_ratio"] < 10 and "validation" not in record

@@ -239,6 +239,10 @@ class Progress:
 def _initial_model(cfg: TrainConfig, init: str | None) -> tuple[SuperSloMo, Progress]:
     """A new model, its U-Nets taken from ``init`` (any width, either flow source) when given."""
     model = SuperSloMo(cfg.model)
+    if cfg.losses.flow_only:
+        # Never trained in such a run: a U-Net that outputs zeros fuses as the engine's refine=False does.
+        for parameter in model.interp_net.conv3.parameters():
+            nn.init.zeros_(parameter)
     if not init:
         return model, Progress()
     source = load_model(init)
