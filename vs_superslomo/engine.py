@@ -30,6 +30,8 @@ from .network import (
     PairFeatures,
     SuperSloMo,
     consistency_trust,
+    downscaled,
+    flow_upscaled,
     quadratic_acceleration,
 )
 from .options import FLOW_SCALES, DisPreset, Options
@@ -362,11 +364,9 @@ class Interpolator:
         if s == 1.0:
             f01, f10 = compute_flows(self.model, i0, i1, self.dis_preset)
         else:
-            small = [F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=True)
-                     for x in (i0, i1)]
-            f01, f10 = compute_flows(self.model, small[0], small[1], self.dis_preset)
-            f01, f10 = (F.interpolate(f, size=i0.shape[-2:], mode="bilinear", align_corners=False) / s
-                        for f in (f01, f10))
+            f01, f10 = compute_flows(self.model, downscaled(i0, s), downscaled(i1, s), self.dis_preset)
+            size = (i0.shape[-2], i0.shape[-1])
+            f01, f10 = flow_upscaled(f01, size, s), flow_upscaled(f10, size, s)
         return _pad(f01, self.multiple, "replicate"), _pad(f10, self.multiple, "replicate")
 
     def _prepared(self, frame: Frame, frame_key: Hashable | None) -> tuple[Tensor, tuple[int, int]]:

@@ -254,6 +254,16 @@ def backward_warp(image: Tensor, flow: Tensor, mode: WarpMode = "exact", resampl
     return F.grid_sample(image, grid, mode=resample, padding_mode="zeros", align_corners=True)
 
 
+def downscaled(image: Tensor, scale: float) -> Tensor:
+    """An image (or a stack of them) at ``scale`` of its size, antialiased."""
+    return F.interpolate(image, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True)
+
+
+def flow_upscaled(flow: Tensor, size: tuple[int, int], scale: float) -> Tensor:
+    """Flows estimated on frames downscaled by ``scale``, at ``size`` and in that size's pixels."""
+    return F.interpolate(flow, size=size, mode="bilinear", align_corners=False) / scale
+
+
 def _patch_features(image: Tensor) -> Tensor:
     """Each pixel's 3x3 patch over all channels, zero-mean and of unit length (N, 9C, H, W)."""
     n, c, h, w = image.shape
@@ -265,8 +275,12 @@ def _patch_features(image: Tensor) -> Tensor:
 def correlation(a: Tensor, b: Tensor, radius: int) -> Tensor:
     """Normalised cross-correlation of a's 3x3 patches with b's displaced by (dy, dx), |dy|, |dx| <= radius:
     (N, (2 radius + 1)^2, H, W), displacements in row-major order; b's border is replicated."""
-    fa, fb = _patch_features(a), _patch_features(b)
-    h, w = a.shape[-2:]
+    return _correlate(_patch_features(a), _patch_features(b), radius)
+
+
+def _correlate(fa: Tensor, fb: Tensor, radius: int) -> Tensor:
+    """``correlation`` of two images' patch features."""
+    h, w = fa.shape[-2:]
     r = radius
     fb = F.pad(fb, (r, r, r, r), mode="replicate")
     return torch.cat([(fa * fb[..., r + dy : r + dy + h, r + dx : r + dx + w]).sum(dim=1, keepdim=True)
@@ -280,8 +294,8 @@ MATCH_TEMPERATURE = 0.1
 def _matching(a: Tensor, b: Tensor, radius: int) -> Tensor:
     """The flow U-Net's matching inputs (``ModelConfig.flow_correlation``): both ways' correlations at half the
     frames' resolution, as a softmax over displacements, back at the frames' resolution."""
-    half = [F.interpolate(x, scale_factor=0.5, mode="bilinear", align_corners=False, antialias=True) for x in (a, b)]
-    costs = torch.cat((correlation(half[0], half[1], radius), correlation(half[1], half[0], radius)), dim=1)
+    fa, fb = (_patch_features(downscaled(x, 0.5)) for x in (a, b))
+    costs = torch.cat((_correlate(fa, fb, radius), _correlate(fb, fa, radius)), dim=1)
     n, size = (2 * radius + 1) ** 2, a.shape[-2:]
     chances = torch.cat((torch.softmax(costs[:, :n] / MATCH_TEMPERATURE, dim=1),
                          torch.softmax(costs[:, n:] / MATCH_TEMPERATURE, dim=1)), dim=1)
@@ -493,7 +507,7 @@ class SuperSloMo(nn.Module):
         s = self.config.unet_scale
         if s == 1.0:
             return x
-        small = F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, antialias=True)
+        small = downscaled(x, s)
         return small * s if is_flow else small
 
     def _from_unet(self, out: Tensor, size: tuple[int, int]) -> Tensor:
@@ -527,13 +541,12 @@ class SuperSloMo(nn.Module):
             raise ValueError("this model takes its flows from DIS; use vs_superslomo.flows.compute_flows")
         pair = torch.cat((i0, i1), dim=1)
         s, radius = self.config.flow_net_scale, self.config.flow_correlation
-        x = pair if s == 1.0 else F.interpolate(pair, scale_factor=s, mode="bilinear", align_corners=False,
-                                                antialias=True)
+        x = pair if s == 1.0 else downscaled(pair, s)
         if radius:
             x = torch.cat((x, _matching(x[:, :3], x[:, 3:], radius)), dim=1)
         out = self.flow_net(x)
         if s != 1.0:
-            out = F.interpolate(out, size=pair.shape[-2:], mode="bilinear", align_corners=False) / s
+            out = flow_upscaled(out, (pair.shape[-2], pair.shape[-1]), s)
         return out[:, :2], out[:, 2:4]
 
     def pair_features(self, i0: Tensor, i1: Tensor, f01: Tensor, f10: Tensor) -> PairFeatures:
