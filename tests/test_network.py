@@ -143,6 +143,8 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig(flow="dis", flow_correlation=2)
     with pytest.raises(ValueError, match="flow_correlation must be"):
         ModelConfig(flow_correlation=-1)
+    with pytest.raises(ValueError, match="flow_correlation_scale must be one of"):
+        ModelConfig(flow_correlation=2, flow_correlation_scale=0.25)
 
 
 def test_a_normalised_flow_unet_keeps_the_papers_weights_and_its_activations_at_unit_scale() -> None:
@@ -192,9 +194,12 @@ def test_correlation_peaks_at_the_displacement_that_moves_one_frame_onto_the_oth
     torch.testing.assert_close(inside.amax(dim=1), torch.ones_like(inside[:, 0]), atol=5e-3, rtol=0)
 
 
-def test_a_flow_unet_with_correlation_sees_the_frames_and_where_each_pixel_matches_the_other_frame() -> None:
-    net = SuperSloMo(ModelConfig(width=4, flow_correlation=2)).eval()
-    assert net.flow_net is not None and net.flow_net.conv1.in_channels == 6 + 2 * 25
+@pytest.mark.parametrize(("scale", "radius"), [(0.5, 2), (1.0, 4)])
+def test_a_flow_unet_with_correlation_sees_the_frames_and_where_each_pixel_matches_the_other_frame(
+        scale: float, radius: int) -> None:
+    net = SuperSloMo(ModelConfig(width=4, flow_correlation=radius, flow_correlation_scale=scale)).eval()
+    n = (2 * radius + 1) ** 2
+    assert net.flow_net is not None and net.flow_net.conv1.in_channels == 6 + 2 * n
     seen: list[torch.Tensor] = []
     net.flow_net.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0]))
     torch.manual_seed(1)
@@ -203,13 +208,15 @@ def test_a_flow_unet_with_correlation_sees_the_frames_and_where_each_pixel_match
     with torch.no_grad():
         net.compute_flows(i0, i1)
     x = seen[0]
-    assert x.shape == (1, 56, 128, 128) and torch.equal(x[:, :6], torch.cat((i0, i1), dim=1))
-    forward, backward = x[:, 6:31], x[:, 31:]
+    assert x.shape == (1, 6 + 2 * n, 128, 128) and torch.equal(x[:, :6], torch.cat((i0, i1), dim=1))
+    forward, backward = x[:, 6:6 + n], x[:, 6 + n:]
     torch.testing.assert_close(forward.sum(dim=1), torch.ones(1, 128, 128))  # a softmax over displacements
-    # at half resolution the match is 2 rows down and 1 column left, and the other way round for frame 1
+    # at the correlation's scale the match is 4 * scale rows down and 2 * scale columns left, and the other way
+    # round for frame 1
+    dy, dx, side = round(4 * scale), round(-2 * scale), 2 * radius + 1
     inside = (slice(None), slice(None), slice(24, -24), slice(24, -24))
-    assert bool((forward[inside].argmax(dim=1) == (2 + 2) * 5 + (-1 + 2)).all())  # channel of (dy, dx) = (2, -1)
-    assert bool((backward[inside].argmax(dim=1) == (-2 + 2) * 5 + (1 + 2)).all())
+    assert bool((forward[inside].argmax(dim=1) == (dy + radius) * side + (dx + radius)).all())
+    assert bool((backward[inside].argmax(dim=1) == (-dy + radius) * side + (-dx + radius)).all())
 
 
 def test_precomputed_stem_gives_the_same_frames() -> None:

@@ -59,6 +59,8 @@ class ModelConfig:
         the other frame's patches displaced by up to this many pixels each way at half its resolution (normalised
         cross-correlation, a softmax over the displacements; FlowNetC's idea, not in Super SloMo): motion to read
         off rather than to discover. 4 at ``flow_net_scale`` 1/4 reaches 32 px.
+    flow_correlation_scale: the resolution of that correlation relative to the flow U-Net's input (1/2 or 1). At
+        1 the matches are twice as precise and reach half as far for the same radius, at four times the cost.
     """
 
     width: int = 32
@@ -72,6 +74,7 @@ class ModelConfig:
     flow_norm: bool = False
     flow_net_scale: float = 1.0
     flow_correlation: int = 0
+    flow_correlation_scale: float = 0.5
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -90,6 +93,10 @@ class ModelConfig:
         object.__setattr__(self, "flow_net_scale", float(self.flow_net_scale))
         if not isinstance(self.flow_correlation, int) or self.flow_correlation < 0:
             raise ValueError(f"flow_correlation must be a whole number of pixels, got {self.flow_correlation!r}")
+        if self.flow_correlation_scale not in CORRELATION_SCALES:
+            raise ValueError(f"flow_correlation_scale must be one of {CORRELATION_SCALES}, "
+                             f"got {self.flow_correlation_scale!r}")
+        object.__setattr__(self, "flow_correlation_scale", float(self.flow_correlation_scale))
         if self.flow != "network" and (self.flow_norm or self.flow_net_scale != 1.0 or self.flow_correlation):
             raise ValueError("flow_norm, flow_net_scale and flow_correlation shape the flow U-Net, and a model with "
                              "DIS flows has none")
@@ -130,6 +137,8 @@ class ModelConfig:
         return cls(**data)
 
 
+# Resolutions, relative to the flow U-Net's input, at which ``ModelConfig.flow_correlation`` matches patches.
+CORRELATION_SCALES = (0.5, 1.0)
 # Spatial size of every input must be a multiple of this (five 2x poolings).
 SIZE_MULTIPLE = 32
 
@@ -291,10 +300,10 @@ def _correlate(fa: Tensor, fb: Tensor, radius: int) -> Tensor:
 MATCH_TEMPERATURE = 0.1
 
 
-def _matching(a: Tensor, b: Tensor, radius: int) -> Tensor:
-    """The flow U-Net's matching inputs (``ModelConfig.flow_correlation``): both ways' correlations at half the
-    frames' resolution, as a softmax over displacements, back at the frames' resolution."""
-    fa, fb = (_patch_features(downscaled(x, 0.5)) for x in (a, b))
+def _matching(a: Tensor, b: Tensor, radius: int, scale: float = 0.5) -> Tensor:
+    """The flow U-Net's matching inputs (``ModelConfig.flow_correlation``): both ways' correlations at ``scale``
+    of the frames' resolution, as a softmax over displacements, back at the frames' resolution."""
+    fa, fb = (_patch_features(x if scale == 1.0 else downscaled(x, scale)) for x in (a, b))
     costs = torch.cat((_correlate(fa, fb, radius), _correlate(fb, fa, radius)), dim=1)
     n, size = (2 * radius + 1) ** 2, a.shape[-2:]
     chances = torch.cat((torch.softmax(costs[:, :n] / MATCH_TEMPERATURE, dim=1),
@@ -543,7 +552,7 @@ class SuperSloMo(nn.Module):
         s, radius = self.config.flow_net_scale, self.config.flow_correlation
         x = pair if s == 1.0 else downscaled(pair, s)
         if radius:
-            x = torch.cat((x, _matching(x[:, :3], x[:, 3:], radius)), dim=1)
+            x = torch.cat((x, _matching(x[:, :3], x[:, 3:], radius, self.config.flow_correlation_scale)), dim=1)
         out = self.flow_net(x)
         if s != 1.0:
             out = flow_upscaled(out, (pair.shape[-2], pair.shape[-1]), s)
