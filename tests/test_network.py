@@ -145,6 +145,8 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig(flow_correlation=-1)
     with pytest.raises(ValueError, match="flow_correlation_scale must be one of"):
         ModelConfig(flow_correlation=2, flow_correlation_scale=0.25)
+    with pytest.raises(ValueError, match=r"flow_peak .* needs flow_correlation"):
+        ModelConfig(flow_peak=True)
 
 
 def test_a_normalised_flow_unet_keeps_the_papers_weights_and_its_activations_at_unit_scale() -> None:
@@ -217,6 +219,25 @@ def test_a_flow_unet_with_correlation_sees_the_frames_and_where_each_pixel_match
     inside = (slice(None), slice(None), slice(24, -24), slice(24, -24))
     assert bool((forward[inside].argmax(dim=1) == (dy + radius) * side + (dx + radius)).all())
     assert bool((backward[inside].argmax(dim=1) == (-dy + radius) * side + (-dx + radius)).all())
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_a_flow_unet_with_peaks_sees_each_pixels_best_match_to_a_fraction_of_a_pixel(scale: float) -> None:
+    net = SuperSloMo(ModelConfig(width=4, flow_correlation=4, flow_correlation_scale=scale, flow_peak=True)).eval()
+    assert net.flow_net is not None and net.flow_net.conv1.in_channels == 6 + 2 * 81 + 4
+    seen: list[torch.Tensor] = []
+    net.flow_net.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0]))
+    torch.manual_seed(1)
+    i0 = F.interpolate(torch.rand(1, 3, 16, 16), size=(64, 64), mode="bicubic", align_corners=False) - 0.5
+    motion = torch.tensor([1.5, -2.25])  # x, y: frame 0's content moved 1.5 px right, 2.25 px up in frame 1
+    i1 = backward_warp(i0, -motion.view(1, 2, 1, 1).expand(1, 2, 64, 64))
+    with torch.no_grad():
+        net.compute_flows(i0, i1)
+    inside = seen[0][0, -4:, 16:-16, 16:-16]
+    forward, backward = inside[:2], inside[2:]
+    torch.testing.assert_close(forward.mean(dim=(1, 2)), motion, atol=0.15, rtol=0)
+    torch.testing.assert_close(backward.mean(dim=(1, 2)), -motion, atol=0.15, rtol=0)
+    assert float((forward - motion.view(2, 1, 1)).norm(dim=0).max()) < 1.0
 
 
 def test_precomputed_stem_gives_the_same_frames() -> None:

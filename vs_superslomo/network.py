@@ -61,6 +61,10 @@ class ModelConfig:
         off rather than to discover. 4 at ``flow_net_scale`` 1/4 reaches 32 px.
     flow_correlation_scale: the resolution of that correlation relative to the flow U-Net's input (1/2 or 1). At
         1 the matches are twice as precise and reach half as far for the same radius, at four times the cost.
+    flow_peak: the flow U-Net also sees, both ways, the displacement of each pixel's best match in that
+        correlation (averaged over 3x3 neighbours, refined to a fraction of a pixel by a parabola through the peak),
+        in its own pixels: a block matcher's flow for it to correct, where the softmax alone was learned slowly
+        (model card, "The two-network model").
     """
 
     width: int = 32
@@ -75,6 +79,7 @@ class ModelConfig:
     flow_net_scale: float = 1.0
     flow_correlation: int = 0
     flow_correlation_scale: float = 0.5
+    flow_peak: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -97,6 +102,8 @@ class ModelConfig:
             raise ValueError(f"flow_correlation_scale must be one of {CORRELATION_SCALES}, "
                              f"got {self.flow_correlation_scale!r}")
         object.__setattr__(self, "flow_correlation_scale", float(self.flow_correlation_scale))
+        if self.flow_peak and not self.flow_correlation:
+            raise ValueError("flow_peak reads the best match off the correlation: it needs flow_correlation")
         if self.flow != "network" and (self.flow_norm or self.flow_net_scale != 1.0 or self.flow_correlation):
             raise ValueError("flow_norm, flow_net_scale and flow_correlation shape the flow U-Net, and a model with "
                              "DIS flows has none")
@@ -106,8 +113,11 @@ class ModelConfig:
 
     @property
     def flow_net_inputs(self) -> int:
-        """Input channels of the flow U-Net: both frames, and both ways' correlations when there are any."""
-        return 6 + 2 * (2 * self.flow_correlation + 1) ** 2 if self.flow_correlation else 6
+        """Input channels of the flow U-Net: both frames, both ways' correlations when there are any, and both
+        ways' best matches when asked for."""
+        if not self.flow_correlation:
+            return 6
+        return 6 + 2 * (2 * self.flow_correlation + 1) ** 2 + (4 if self.flow_peak else 0)
 
     @property
     def size_multiple(self) -> int:
@@ -300,15 +310,42 @@ def _correlate(fa: Tensor, fb: Tensor, radius: int) -> Tensor:
 MATCH_TEMPERATURE = 0.1
 
 
-def _matching(a: Tensor, b: Tensor, radius: int, scale: float = 0.5) -> Tensor:
+def _matching(a: Tensor, b: Tensor, radius: int, scale: float = 0.5, peak: bool = False) -> Tensor:
     """The flow U-Net's matching inputs (``ModelConfig.flow_correlation``): both ways' correlations at ``scale``
-    of the frames' resolution, as a softmax over displacements, back at the frames' resolution."""
+    of the frames' resolution, as a softmax over displacements, then (``peak``) both ways' best displacements
+    (x, y) in the frames' pixels; all at the frames' resolution."""
     fa, fb = (_patch_features(x if scale == 1.0 else downscaled(x, scale)) for x in (a, b))
-    costs = torch.cat((_correlate(fa, fb, radius), _correlate(fb, fa, radius)), dim=1)
-    n, size = (2 * radius + 1) ** 2, a.shape[-2:]
-    chances = torch.cat((torch.softmax(costs[:, :n] / MATCH_TEMPERATURE, dim=1),
-                         torch.softmax(costs[:, n:] / MATCH_TEMPERATURE, dim=1)), dim=1)
-    return F.interpolate(chances, size=size, mode="bilinear", align_corners=False)
+    ways = (_correlate(fa, fb, radius), _correlate(fb, fa, radius))
+    size = (a.shape[-2], a.shape[-1])
+    chances = torch.cat([torch.softmax(costs / MATCH_TEMPERATURE, dim=1) for costs in ways], dim=1)
+    chances = F.interpolate(chances, size=size, mode="bilinear", align_corners=False)
+    if not peak:
+        return chances
+    peaks = torch.cat([_peak_displacement(costs, radius) for costs in ways], dim=1)
+    return torch.cat((chances, flow_upscaled(peaks, size, scale)), dim=1)
+
+
+def _peak_displacement(costs: Tensor, radius: int) -> Tensor:
+    """Each pixel's best displacement (x, y) in a ``correlation`` of that radius: its costs averaged over 3x3
+    neighbours (a single patch often matches several places), the peak moved by a parabola through it and its
+    neighbours in each direction, by at most half a pixel."""
+    side = 2 * radius + 1
+    costs = F.avg_pool2d(costs, 3, stride=1, padding=1, count_include_pad=False)
+    best = costs.argmax(dim=1, keepdim=True)
+    row, col = torch.div(best, side, rounding_mode="floor"), best % side
+
+    def cost_at(r: Tensor, c: Tensor) -> Tensor:
+        return costs.gather(1, r.clamp(0, side - 1) * side + c.clamp(0, side - 1))
+
+    centre = cost_at(row, col)
+    shifts = []
+    for step_r, step_c, index in ((0, 1, col), (1, 0, row)):
+        before, after = cost_at(row - step_r, col - step_c), cost_at(row + step_r, col + step_c)
+        curvature = before - 2 * centre + after
+        fraction = 0.5 * (before - after) / curvature.clamp(max=-1e-6)
+        inside = (index > 0) & (index < side - 1) & (curvature < -1e-6)
+        shifts.append(index - radius + torch.where(inside, fraction.clamp(-0.5, 0.5), 0.0))
+    return torch.cat(shifts, dim=1)
 
 
 # Forward-backward inconsistency (pixels) at which a warp is trusted half as much.
@@ -552,7 +589,8 @@ class SuperSloMo(nn.Module):
         s, radius = self.config.flow_net_scale, self.config.flow_correlation
         x = pair if s == 1.0 else downscaled(pair, s)
         if radius:
-            x = torch.cat((x, _matching(x[:, :3], x[:, 3:], radius, self.config.flow_correlation_scale)), dim=1)
+            matches = _matching(x[:, :3], x[:, 3:], radius, self.config.flow_correlation_scale, self.config.flow_peak)
+            x = torch.cat((x, matches), dim=1)
         out = self.flow_net(x)
         if s != 1.0:
             out = flow_upscaled(out, (pair.shape[-2], pair.shape[-1]), s)
