@@ -257,3 +257,21 @@ def test_saved_model_files_get_the_users_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "shared.safetensors").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_shipped_model_is_named_by_its_file_name_unless_the_working_directory_has_that_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vs_superslomo.checkpoint import model_path, resolve_model, shipped_models
+
+    monkeypatch.delenv("VS_SUPERSLOMO_MODEL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert "superslomo" in shipped_models()
+    assert model_path("superslomo") == model_path(None) and model_path(None).is_file()
+    assert load_model("superslomo").config == load_model().config
+    (tmp_path / "superslomo").write_bytes(b"")  # the user's own file of that name wins
+    assert model_path("superslomo") == Path("superslomo")
+    with pytest.raises(ModelFileError, match="file is empty"):
+        load_model("superslomo")
+    assert model_path("superslomo.safetensors") == Path("superslomo.safetensors")  # a file name is a path
+    with pytest.raises(ModelFileError, match=r"no such file \(models shipped by name: .*superslomo"):
+        resolve_model("no-such-model")

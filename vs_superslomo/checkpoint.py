@@ -191,27 +191,46 @@ def load_original_checkpoint(path: str | os.PathLike[str]) -> SuperSloMo:
     return _build(path, ModelConfig.original(), state)
 
 
+def _shipped_dir() -> Path:
+    try:
+        return Path(str(resources.files("vs_superslomo.models")))
+    except ModuleNotFoundError:  # running from a source checkout that is not installed
+        return Path(__file__).resolve().parent.parent / "models"
+
+
+def shipped_models() -> list[str]:
+    """Names of the model files shipped with the package, e.g. ``"two-network"``."""
+    return sorted(p.stem for p in _shipped_dir().glob("*.safetensors"))
+
+
 def default_model_path() -> Path:
     """Where the shipped default model lives (or the file named by VS_SUPERSLOMO_MODEL)."""
     override = os.environ.get(MODEL_ENV_VAR)
-    if override:
-        return Path(override)
-    try:
-        return Path(str(resources.files("vs_superslomo.models").joinpath(DEFAULT_MODEL_NAME)))
-    except ModuleNotFoundError:  # running from a source checkout that is not installed
-        return Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+    return Path(override) if override else _shipped_dir() / DEFAULT_MODEL_NAME
+
+
+def model_path(model: str | os.PathLike[str] | None) -> Path:
+    """The file a model argument means: the default for None, a shipped model for its bare name (``"two-network"``,
+    unless a file of that name is in the working directory), else the path as given."""
+    if model is None:
+        return default_model_path()
+    path = Path(os.fsdecode(model))
+    if path.exists() or path.suffix or len(path.parts) != 1:
+        return path
+    shipped = _shipped_dir() / f"{path.name}.safetensors"
+    return shipped if shipped.is_file() else path
 
 
 def load_model(path: str | os.PathLike[str] | None = None) -> SuperSloMo:
-    """Load a model: the shipped default, a ``.safetensors`` file, or an original ``.ckpt``."""
-    if path is None:
-        path = default_model_path()
-        if not path.exists():
-            raise ModelFileError(
-                path,
-                "no default model is installed; pass a model file (ours or an original SuperSloMo.ckpt)",
-            )
-    if Path(path).suffix.lower() in (".ckpt", ".pth", ".pt"):
+    """Load a model: the shipped default, a shipped model by name, a ``.safetensors`` file, or an original
+    ``.ckpt``."""
+    if path is None and not default_model_path().exists():
+        raise ModelFileError(
+            default_model_path(),
+            "no default model is installed; pass a model file (ours or an original SuperSloMo.ckpt)",
+        )
+    path = model_path(path)
+    if path.suffix.lower() in (".ckpt", ".pth", ".pt"):
         return load_original_checkpoint(path)
     return load_safetensors(path)
 
@@ -222,13 +241,13 @@ def _cached_model(path: str, mtime_ns: int) -> SuperSloMo:
 
 
 def resolve_model(model: str | os.PathLike[str] | SuperSloMo | None) -> SuperSloMo:
-    """A loaded model as given, or the model in a file (the default one for None), loaded once per
-    file version: scripts that create many filters (or reload in an editor) share it."""
+    """A loaded model as given, or the model in a file (``model_path``), loaded once per file version: scripts
+    that create many filters (or reload in an editor) share it."""
     if isinstance(model, SuperSloMo):
         return model
-    path = default_model_path() if model is None else Path(os.fsdecode(model))
+    path = model_path(model)
     if model is None and not path.exists():
         return load_model()  # raises the "no default model" error
     if not path.exists():
-        raise ModelFileError(path, "no such file")
+        raise ModelFileError(path, f"no such file (models shipped by name: {', '.join(shipped_models())})")
     return _cached_model(str(path.resolve()), path.stat().st_mtime_ns)

@@ -396,7 +396,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slowmo", action="store_true", help="slow motion: the new frames play at the source rate")
     p.add_argument("--audio", choices=["drop", "stretch"], default="drop",
                    help="slow motion only: drop the audio (default) or slow it down with pitch kept")
-    p.add_argument("--model", help="model file (default: the shipped model)")
+    p.add_argument("--model", help="model file or shipped model name, e.g. two-network (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--flow-scale", type=float, default=option_info.default("flow_scale"),
                    choices=option_info.choices("flow_scale"), help=option_info.help_text("flow_scale"))
@@ -437,7 +437,7 @@ def _compare_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="video file")
     p.add_argument("--at", required=True, help="time in seconds")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .png")
-    p.add_argument("--model", help="model file (default: the shipped model)")
+    p.add_argument("--model", help="model file or shipped model name, e.g. two-network (default: the shipped model)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     return p
 

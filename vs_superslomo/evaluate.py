@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--synthetic", action="store_true",
                         help="the fixed synthetic validation scenes (held-out photos, large motion)")
     parser.add_argument("--factor", type=int, nargs="+", default=[2, 4], choices=[2, 4, 8])
-    parser.add_argument("--model", help="model file (default: the shipped model)")
+    parser.add_argument("--model",
+                        help="model file or shipped model name, e.g. two-network (default: the shipped model)")
     parser.add_argument("--flow-scale", type=float, default=option_info.default("flow_scale"),
                         choices=option_info.choices("flow_scale"), help=option_info.help_text("flow_scale"))
     parser.add_argument("--dis-preset", choices=option_info.choices("dis_preset"),

@@ -50,8 +50,8 @@ class Options:
     fps_den: int | None = field(default=None, metadata=_about(
         "int", "denominator of the target rate (default 1, e.g. 1001)"))
     model: str | os.PathLike[str] | SuperSloMo | None = field(default=None, metadata=_about(
-        "model", "a .safetensors model, an original SuperSloMo.ckpt, or a loaded model; default: the shipped "
-        "model (or $VS_SUPERSLOMO_MODEL)"))
+        "model", "a .safetensors model, an original SuperSloMo.ckpt, a shipped model's name (two-network) or a "
+        "loaded model; default: the shipped model (or $VS_SUPERSLOMO_MODEL)"))
     device: str = field(default="auto", metadata=_about(
         "str", "auto (CUDA when present), cpu, cuda or cuda:N"))
     fp16: bool | None = field(default=None, metadata=_about(
