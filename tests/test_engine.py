@@ -299,6 +299,26 @@ def test_the_shipped_model_interpolates_almost_the_same_frames_without_refinemen
     assert 0 < float(difference.max()) < 0.05 and float(difference.mean()) < 2e-3
 
 
+def test_an_interpolation_unet_of_zeros_is_skipped_as_refine_false_would() -> None:
+    # A flow-only run's model: its U-Net's output layer is zero, so running it would change nothing (network test).
+    model = make_model(width=4)
+    rgb = F.avg_pool2d(torch.rand(1, 3, 64, 88), 5, stride=1, padding=2)
+    a, b = rgb[..., :, 8:88], rgb[..., :, 0:80]
+    assert model.refines and Interpolator(model, device="cpu").refine
+    with torch.no_grad():
+        for parameter in model.interp_net.conv3.parameters():
+            parameter.zero_()
+    assert not model.refines
+    skipping = Interpolator(model, device="cpu")
+    frames = skipping.render(a, b, [0.25, 0.5], key="pair").frames
+    assert not skipping.refine and skipping.flow_cache.get("pair", lambda: None).features is None
+    running = Interpolator(model, device="cpu")
+    running.refine = True  # as before models knew whether their U-Net refines
+    reference = running.render(a, b, [0.25, 0.5], key="pair").frames
+    assert running.flow_cache.get("pair", lambda: None).features is not None
+    torch.testing.assert_close(frames, reference, atol=1e-5, rtol=0)
+
+
 def test_without_the_unet_frames_are_padded_only_as_far_as_dis_and_the_blocks_need() -> None:
     from vs_superslomo import load_model
 

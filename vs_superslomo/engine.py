@@ -306,7 +306,7 @@ class Interpolator:
         self.dis_preset: DisPreset = options.dis_preset or DEFAULT_DIS_PRESET
         self.fallback = options.fallback
         self.quadratic = options.quadratic
-        self.refine = options.refine
+        self.refine = options.refine and model.refines
         self.pad_mode: PadMode = pad_mode
         self.max_batch = max_batch
         self.multiple = _padding_multiple(model, self.flow_scale, self.refine)

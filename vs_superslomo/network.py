@@ -548,6 +548,12 @@ class SuperSloMo(nn.Module):
         """Frame sizes the model takes are multiples of this (``ModelConfig.size_multiple``)."""
         return self.config.size_multiple
 
+    @property
+    def refines(self) -> bool:
+        """Whether the interpolation U-Net can change a frame: one whose output layer is all zeros (a flow-only
+        run's) fuses as ``fusion(refine=False)`` does, so the engine need not run it."""
+        return any(bool(p.any()) for p in self.interp_net.conv3.parameters())
+
     def _to_unet(self, x: Tensor, is_flow: bool = False) -> Tensor:
         """A full-resolution image or flow at the interpolation U-Net's resolution (flows in its pixels)."""
         s = self.config.unet_scale
