@@ -158,7 +158,7 @@ def test_safetensors_round_trip_keeps_config_and_provenance(tmp_path: Path) -> N
 @pytest.mark.parametrize("form", [{"flow_norm": True},
                                   {"flow_norm": True, "flow_net_scale": 0.25, "flow_correlation": 2},
                                   {"flow_norm": True, "flow_net_scale": 0.25, "flow_correlation": 2,
-                                   "flow_correlation_scale": 1.0, "flow_peak": True}])
+                                   "flow_correlation_scale": 1.0, "flow_peak": True, "flow_residual": True}])
 def test_a_normalised_flow_network_round_trips_and_computes_the_same_flows(tmp_path: Path,
                                                                           form: dict[str, object]) -> None:
     model = make_model(width=4, **form).eval()

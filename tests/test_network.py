@@ -147,6 +147,8 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig(flow_correlation=2, flow_correlation_scale=0.25)
     with pytest.raises(ValueError, match=r"flow_peak .* needs flow_correlation"):
         ModelConfig(flow_peak=True)
+    with pytest.raises(ValueError, match=r"flow_residual .* needs flow_peak"):
+        ModelConfig(flow_correlation=2, flow_residual=True)
 
 
 def test_a_normalised_flow_unet_keeps_the_papers_weights_and_its_activations_at_unit_scale() -> None:
@@ -238,6 +240,26 @@ def test_a_flow_unet_with_peaks_sees_each_pixels_best_match_to_a_fraction_of_a_p
     torch.testing.assert_close(forward.mean(dim=(1, 2)), motion, atol=0.15, rtol=0)
     torch.testing.assert_close(backward.mean(dim=(1, 2)), -motion, atol=0.15, rtol=0)
     assert float((forward - motion.view(2, 1, 1)).norm(dim=0).max()) < 1.0
+
+
+def test_a_residual_flow_unet_starts_as_the_block_matcher_and_keeps_a_pans_size() -> None:
+    config = ModelConfig(width=4, flow_norm=True, flow_net_scale=0.5, flow_correlation=4, flow_correlation_scale=1.0,
+                         flow_peak=True, flow_residual=True)
+    net = SuperSloMo(config).eval()
+    assert net.flow_net is not None and not any(bool(p.any()) for p in net.flow_net.conv3.parameters())
+    torch.manual_seed(1)
+    i0 = F.interpolate(torch.rand(1, 3, 32, 32), size=(128, 128), mode="bicubic", align_corners=False) - 0.5
+    motion = torch.tensor([5.0, -3.0])  # x, y in the frame's pixels
+    i1 = backward_warp(i0, -motion.view(1, 2, 1, 1).expand(1, 2, 128, 128))
+    with torch.no_grad():
+        f01, f10 = net.compute_flows(i0, i1)
+        inside = (0, slice(None), slice(32, -32), slice(32, -32))
+        torch.testing.assert_close(f01[inside].mean(dim=(1, 2)), motion, atol=0.2, rtol=0)
+        torch.testing.assert_close(f10[inside].mean(dim=(1, 2)), -motion, atol=0.2, rtol=0)
+        # a trained correction is added to the matches
+        net.flow_net.conv3.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
+        moved, _ = net.compute_flows(i0, i1)
+    torch.testing.assert_close(moved[:, 0] - f01[:, 0], torch.full_like(f01[:, 0], 1.0 / 0.5))
 
 
 def test_precomputed_stem_gives_the_same_frames() -> None:

@@ -65,6 +65,10 @@ class ModelConfig:
         correlation (averaged over 3x3 neighbours, refined to a fraction of a pixel by a parabola through the peak),
         in its own pixels: a block matcher's flow for it to correct, where the softmax alone was learned slowly
         (model card, "The two-network model").
+    flow_residual: the flow U-Net's output is a correction added to those best matches rather than the flow
+        itself (a fresh model's output layer starts at zero, so it starts as the block matcher). Group
+        normalisation (``flow_norm``) hides how large a motion that is the same everywhere is; added to the
+        matches, the network need not carry it.
     """
 
     width: int = 32
@@ -80,6 +84,7 @@ class ModelConfig:
     flow_correlation: int = 0
     flow_correlation_scale: float = 0.5
     flow_peak: bool = False
+    flow_residual: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -104,6 +109,8 @@ class ModelConfig:
         object.__setattr__(self, "flow_correlation_scale", float(self.flow_correlation_scale))
         if self.flow_peak and not self.flow_correlation:
             raise ValueError("flow_peak reads the best match off the correlation: it needs flow_correlation")
+        if self.flow_residual and not self.flow_peak:
+            raise ValueError("flow_residual corrects the best matches: it needs flow_peak")
         if self.flow != "network" and (self.flow_norm or self.flow_net_scale != 1.0 or self.flow_correlation):
             raise ValueError("flow_norm, flow_net_scale and flow_correlation shape the flow U-Net, and a model with "
                              "DIS flows has none")
@@ -536,6 +543,9 @@ class SuperSloMo(nn.Module):
         c = self.config
         self.flow_net = UNet(c.flow_net_inputs, 4, c.width, c.output_activation, c.flow_norm) \
             if c.flow == "network" else None
+        if self.flow_net is not None and c.flow_residual:
+            for parameter in self.flow_net.conv3.parameters():
+                nn.init.zeros_(parameter)
         self.interp_net = UNet(22 if c.consistency else 20, 5, c.width, c.output_activation)
         if c.consistency:
             # A fresh model starts as the classical fusion and learns corrections of it.
@@ -598,6 +608,8 @@ class SuperSloMo(nn.Module):
             matches = _matching(x[:, :3], x[:, 3:], radius, self.config.flow_correlation_scale, self.config.flow_peak)
             x = torch.cat((x, matches), dim=1)
         out = self.flow_net(x)
+        if self.config.flow_residual:
+            out = out + matches[:, -4:]
         if s != 1.0:
             out = flow_upscaled(out, (pair.shape[-2], pair.shape[-1]), s)
         return out[:, :2], out[:, 2:4]
