@@ -149,6 +149,8 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig(flow_peak=True)
     with pytest.raises(ValueError, match=r"flow_residual .* needs flow_peak"):
         ModelConfig(flow_correlation=2, flow_residual=True)
+    with pytest.raises(ValueError, match=r"flow_contrast .* needs flow_correlation"):
+        ModelConfig(flow_contrast=True)
 
 
 def test_a_normalised_flow_unet_keeps_the_papers_weights_and_its_activations_at_unit_scale() -> None:
@@ -260,6 +262,26 @@ def test_a_residual_flow_unet_starts_as_the_block_matcher_and_keeps_a_pans_size(
         net.flow_net.conv3.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))
         moved, _ = net.compute_flows(i0, i1)
     torch.testing.assert_close(moved[:, 0] - f01[:, 0], torch.full_like(f01[:, 0], 1.0 / 0.5))
+
+
+def test_a_flow_unet_with_contrast_sees_where_the_frames_are_flat() -> None:
+    config = ModelConfig(width=4, flow_correlation=2, flow_correlation_scale=1.0, flow_peak=True, flow_contrast=True)
+    net = SuperSloMo(config).eval()
+    assert net.flow_net is not None and net.flow_net.conv1.in_channels == 6 + 2 * 25 + 2 + 4
+    seen: list[torch.Tensor] = []
+    net.flow_net.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0]))
+    torch.manual_seed(1)
+    ramp = torch.linspace(-0.3, 0.3, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64)  # smooth shading
+    texture = F.interpolate(torch.rand(1, 3, 16, 16), size=(64, 64), mode="bicubic", align_corners=False) - 0.5
+    i0 = torch.cat((ramp, texture), dim=2)  # flat above, textured below
+    i1 = torch.cat((ramp, torch.roll(texture, 2, dims=3)), dim=2)
+    with torch.no_grad():
+        net.compute_flows(i0, i1)
+    contrast = seen[0][0, 6 + 50 : 6 + 52]
+    flat, textured = contrast[:, 8:56, 8:56], contrast[:, 72:120, 8:56]
+    assert float(flat.max()) + 1.0 < float(textured.median())  # about -1.4 against 0
+    # the peaks stay the last four channels (what flow_residual adds to)
+    torch.testing.assert_close(seen[0][0, -4, 80:112, 16:48].mean(), torch.tensor(2.0), atol=0.1, rtol=0)
 
 
 def test_precomputed_stem_gives_the_same_frames() -> None:

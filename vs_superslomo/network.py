@@ -85,6 +85,7 @@ class ModelConfig:
     flow_correlation_scale: float = 0.5
     flow_peak: bool = False
     flow_residual: bool = False
+    flow_contrast: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.width, int) or self.width < 1:
@@ -111,6 +112,8 @@ class ModelConfig:
             raise ValueError("flow_peak reads the best match off the correlation: it needs flow_correlation")
         if self.flow_residual and not self.flow_peak:
             raise ValueError("flow_residual corrects the best matches: it needs flow_peak")
+        if self.flow_contrast and not self.flow_correlation:
+            raise ValueError("flow_contrast goes with the correlation's inputs: it needs flow_correlation")
         if self.flow != "network" and (self.flow_norm or self.flow_net_scale != 1.0 or self.flow_correlation):
             raise ValueError("flow_norm, flow_net_scale and flow_correlation shape the flow U-Net, and a model with "
                              "DIS flows has none")
@@ -124,7 +127,7 @@ class ModelConfig:
         ways' best matches when asked for."""
         if not self.flow_correlation:
             return 6
-        return 6 + 2 * (2 * self.flow_correlation + 1) ** 2 + (4 if self.flow_peak else 0)
+        return 6 + 2 * (2 * self.flow_correlation + 1) ** 2 + (4 if self.flow_peak else 0) + 2 * self.flow_contrast
 
     @property
     def size_multiple(self) -> int:
@@ -292,10 +295,20 @@ def flow_upscaled(flow: Tensor, size: tuple[int, int], scale: float) -> Tensor:
 
 def _patch_features(image: Tensor) -> Tensor:
     """Each pixel's 3x3 patch over all channels, zero-mean and of unit length (N, 9C, H, W)."""
+    patches = _centred_patches(image)
+    return patches / (torch.linalg.vector_norm(patches, dim=1, keepdim=True) + 1e-3)
+
+
+def _centred_patches(image: Tensor) -> Tensor:
     n, c, h, w = image.shape
     patches = F.unfold(image, 3, padding=1).view(n, 9 * c, h, w)
-    patches = patches - patches.mean(dim=1, keepdim=True)
-    return patches / (torch.linalg.vector_norm(patches, dim=1, keepdim=True) + 1e-3)
+    return patches - patches.mean(dim=1, keepdim=True)
+
+
+def _contrast(image: Tensor) -> Tensor:
+    """log10 of the length of each pixel's zero-mean 3x3 patch (``_patch_features`` before it is normalised):
+    about -3 on flat or smoothly shaded areas, whose matches are noise, up to about 0 on edges."""
+    return torch.log10(torch.linalg.vector_norm(_centred_patches(image), dim=1, keepdim=True) + 1e-3)
 
 
 def correlation(a: Tensor, b: Tensor, radius: int) -> Tensor:
@@ -317,19 +330,23 @@ def _correlate(fa: Tensor, fb: Tensor, radius: int) -> Tensor:
 MATCH_TEMPERATURE = 0.1
 
 
-def _matching(a: Tensor, b: Tensor, radius: int, scale: float = 0.5, peak: bool = False) -> Tensor:
-    """The flow U-Net's matching inputs (``ModelConfig.flow_correlation``): both ways' correlations at ``scale``
-    of the frames' resolution, as a softmax over displacements, then (``peak``) both ways' best displacements
-    (x, y) in the frames' pixels; all at the frames' resolution."""
-    fa, fb = (_patch_features(x if scale == 1.0 else downscaled(x, scale)) for x in (a, b))
+def _matching(a: Tensor, b: Tensor, config: ModelConfig) -> Tensor:
+    """The flow U-Net's matching inputs (``ModelConfig.flow_correlation`` and what follows it): both ways'
+    correlations at ``flow_correlation_scale`` of the frames' resolution, as a softmax over displacements, then
+    both frames' contrast (``flow_contrast``), then both ways' best displacements (x, y) in the frames' pixels
+    (``flow_peak``, last); all at the frames' resolution."""
+    radius, scale, size = config.flow_correlation, config.flow_correlation_scale, (a.shape[-2], a.shape[-1])
+    a, b = (x if scale == 1.0 else downscaled(x, scale) for x in (a, b))
+    fa, fb = _patch_features(a), _patch_features(b)
     ways = (_correlate(fa, fb, radius), _correlate(fb, fa, radius))
-    size = (a.shape[-2], a.shape[-1])
-    chances = torch.cat([torch.softmax(costs / MATCH_TEMPERATURE, dim=1) for costs in ways], dim=1)
-    chances = F.interpolate(chances, size=size, mode="bilinear", align_corners=False)
-    if not peak:
-        return chances
+    parts = [torch.softmax(costs / MATCH_TEMPERATURE, dim=1) for costs in ways]
+    if config.flow_contrast:
+        parts += [_contrast(a), _contrast(b)]
+    matches = F.interpolate(torch.cat(parts, dim=1), size=size, mode="bilinear", align_corners=False)
+    if not config.flow_peak:
+        return matches
     peaks = torch.cat([_peak_displacement(costs, radius) for costs in ways], dim=1)
-    return torch.cat((chances, flow_upscaled(peaks, size, scale)), dim=1)
+    return torch.cat((matches, flow_upscaled(peaks, size, scale)), dim=1)
 
 
 def _peak_displacement(costs: Tensor, radius: int) -> Tensor:
@@ -605,7 +622,7 @@ class SuperSloMo(nn.Module):
         s, radius = self.config.flow_net_scale, self.config.flow_correlation
         x = pair if s == 1.0 else downscaled(pair, s)
         if radius:
-            matches = _matching(x[:, :3], x[:, 3:], radius, self.config.flow_correlation_scale, self.config.flow_peak)
+            matches = _matching(x[:, :3], x[:, 3:], self.config)
             x = torch.cat((x, matches), dim=1)
         out = self.flow_net(x)
         if self.config.flow_residual:

@@ -248,7 +248,7 @@ def _initial_model(cfg: TrainConfig, init: str | None) -> tuple[SuperSloMo, Prog
     source = load_model(init)
     m = cfg.model
     flow_net_shape = ("flow_norm", "flow_net_scale", "flow_correlation", "flow_correlation_scale", "flow_peak",
-                      "flow_residual")
+                      "flow_residual", "flow_contrast")
     if replace(source.config, flow=m.flow, width=m.width, unet_scale=m.unet_scale,
                **{k: getattr(m, k) for k in flow_net_shape}) != m:
         raise SystemExit(f"error: --init weights have config {source.config}, the run needs {m} "
