@@ -151,6 +151,8 @@ def test_config_rejects_bad_values() -> None:
         ModelConfig(flow_correlation=2, flow_residual=True)
     with pytest.raises(ValueError, match=r"flow_contrast .* needs flow_correlation"):
         ModelConfig(flow_contrast=True)
+    with pytest.raises(ValueError, match=r"flow_correlation_scale places .* needs flow_correlation"):
+        ModelConfig(flow_correlation_scale=1.0)
 
 
 def test_a_normalised_flow_unet_keeps_the_papers_weights_and_its_activations_at_unit_scale() -> None:

@@ -56,7 +56,7 @@ class ModelConfig:
         flows are upsampled to the frame. Not in the paper: at 1/4 a 32 px motion is 8 px to the network,
         which our CPU runs learn far sooner (model card, "The two-network model").
     flow_correlation: when above 0, the flow U-Net also sees, both ways, how well each pixel's 3x3 patch matches
-        the other frame's patches displaced by up to this many pixels each way at half its resolution (normalised
+        the other frame's patches displaced by up to this many pixels each way (``flow_correlation_scale``; normalised
         cross-correlation, a softmax over the displacements; FlowNetC's idea, not in Super SloMo): motion to read
         off rather than to discover. 4 at ``flow_net_scale`` 1/4 reaches 32 px.
     flow_correlation_scale: the resolution of that correlation relative to the flow U-Net's input (1/2 or 1). At
@@ -66,9 +66,11 @@ class ModelConfig:
         in its own pixels: a block matcher's flow for it to correct, where the softmax alone was learned slowly
         (model card, "The two-network model").
     flow_residual: the flow U-Net's output is a correction added to those best matches rather than the flow
-        itself (a fresh model's output layer starts at zero, so it starts as the block matcher). Group
-        normalisation (``flow_norm``) hides how large a motion that is the same everywhere is; added to the
-        matches, the network need not carry it.
+        itself (a fresh model's output layer starts at zero, so it starts as the block matcher; tried, not yet
+        better: model card).
+    flow_contrast: the flow U-Net also sees how much contrast each frame's 3x3 patches have at the correlation's
+        resolution (log10 of their zero-mean length): on flat and smoothly shaded areas the best match is noise
+        (tried, not yet better: model card).
     """
 
     width: int = 32
@@ -114,6 +116,8 @@ class ModelConfig:
             raise ValueError("flow_residual corrects the best matches: it needs flow_peak")
         if self.flow_contrast and not self.flow_correlation:
             raise ValueError("flow_contrast goes with the correlation's inputs: it needs flow_correlation")
+        if self.flow_correlation_scale != 0.5 and not self.flow_correlation:
+            raise ValueError("flow_correlation_scale places the correlation: it needs flow_correlation")
         if self.flow != "network" and (self.flow_norm or self.flow_net_scale != 1.0 or self.flow_correlation):
             raise ValueError("flow_norm, flow_net_scale and flow_correlation shape the flow U-Net, and a model with "
                              "DIS flows has none")
@@ -123,8 +127,8 @@ class ModelConfig:
 
     @property
     def flow_net_inputs(self) -> int:
-        """Input channels of the flow U-Net: both frames, both ways' correlations when there are any, and both
-        ways' best matches when asked for."""
+        """Input channels of the flow U-Net: both frames, and with a correlation both ways' softmaxes, both frames'
+        contrast and both ways' best matches, as configured."""
         if not self.flow_correlation:
             return 6
         return 6 + 2 * (2 * self.flow_correlation + 1) ** 2 + (4 if self.flow_peak else 0) + 2 * self.flow_contrast
