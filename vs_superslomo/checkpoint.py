@@ -224,15 +224,13 @@ def model_path(model: str | os.PathLike[str] | None) -> Path:
 def load_model(path: str | os.PathLike[str] | None = None) -> SuperSloMo:
     """Load a model: the shipped default, a shipped model by name, a ``.safetensors`` file, or an original
     ``.ckpt``."""
-    if path is None and not default_model_path().exists():
-        raise ModelFileError(
-            default_model_path(),
-            "no default model is installed; pass a model file (ours or an original SuperSloMo.ckpt)",
-        )
-    path = model_path(path)
-    if path.suffix.lower() in (".ckpt", ".pth", ".pt"):
-        return load_original_checkpoint(path)
-    return load_safetensors(path)
+    file = model_path(path)
+    if path is None and not file.exists():
+        raise ModelFileError(file, "no default model is installed; pass a model file (ours or an original "
+                                   "SuperSloMo.ckpt)")
+    if file.suffix.lower() in (".ckpt", ".pth", ".pt"):
+        return load_original_checkpoint(file)
+    return load_safetensors(file)
 
 
 @functools.lru_cache(maxsize=2)

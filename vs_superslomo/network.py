@@ -299,20 +299,16 @@ def flow_upscaled(flow: Tensor, size: tuple[int, int], scale: float) -> Tensor:
 
 def _patch_features(image: Tensor) -> Tensor:
     """Each pixel's 3x3 patch over all channels, zero-mean and of unit length (N, 9C, H, W)."""
-    patches = _centred_patches(image)
-    return patches / (torch.linalg.vector_norm(patches, dim=1, keepdim=True) + 1e-3)
+    return _patches_and_lengths(image)[0]
 
 
-def _centred_patches(image: Tensor) -> Tensor:
+def _patches_and_lengths(image: Tensor) -> tuple[Tensor, Tensor]:
+    """``_patch_features`` and the length each patch had before it was normalised (N, 1, H, W)."""
     n, c, h, w = image.shape
     patches = F.unfold(image, 3, padding=1).view(n, 9 * c, h, w)
-    return patches - patches.mean(dim=1, keepdim=True)
-
-
-def _contrast(image: Tensor) -> Tensor:
-    """log10 of the length of each pixel's zero-mean 3x3 patch (``_patch_features`` before it is normalised):
-    about -3 on flat or smoothly shaded areas, whose matches are noise, up to about 0 on edges."""
-    return torch.log10(torch.linalg.vector_norm(_centred_patches(image), dim=1, keepdim=True) + 1e-3)
+    patches = patches - patches.mean(dim=1, keepdim=True)
+    lengths = torch.linalg.vector_norm(patches, dim=1, keepdim=True)
+    return patches / (lengths + 1e-3), lengths
 
 
 def correlation(a: Tensor, b: Tensor, radius: int) -> Tensor:
@@ -341,11 +337,13 @@ def _matching(a: Tensor, b: Tensor, config: ModelConfig) -> Tensor:
     (``flow_peak``, last); all at the frames' resolution."""
     radius, scale, size = config.flow_correlation, config.flow_correlation_scale, (a.shape[-2], a.shape[-1])
     a, b = (x if scale == 1.0 else downscaled(x, scale) for x in (a, b))
-    fa, fb = _patch_features(a), _patch_features(b)
+    (fa, length_a), (fb, length_b) = _patches_and_lengths(a), _patches_and_lengths(b)
     ways = (_correlate(fa, fb, radius), _correlate(fb, fa, radius))
     parts = [torch.softmax(costs / MATCH_TEMPERATURE, dim=1) for costs in ways]
     if config.flow_contrast:
-        parts += [_contrast(a), _contrast(b)]
+        # log10 of the patch lengths: about -3 on flat or smoothly shaded areas, whose matches are noise, up to
+        # about 0 on edges
+        parts += [torch.log10(length_a + 1e-3), torch.log10(length_b + 1e-3)]
     matches = F.interpolate(torch.cat(parts, dim=1), size=size, mode="bilinear", align_corners=False)
     if not config.flow_peak:
         return matches
