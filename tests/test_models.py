@@ -7,6 +7,7 @@ from skimage import data as skdata
 
 from vs_superslomo import Interpolator, SuperSloMo, load_model
 from vs_superslomo.network import backward_warp
+from vs_superslomo.train.losses import end_point_ratio
 
 # scikit-image's photographs are not among the training photos (train/sources.py, PHOTO_GLOBS)
 PANS = [(photo, motion) for photo in ("astronaut", "coffee", "chelsea", "rocket")
@@ -21,8 +22,9 @@ def _pan_error_ratio(model: SuperSloMo, photo: str, motion: tuple[float, float])
     moved = backward_warp(image, -true)  # frame 1 shows frame 0's content moved by `motion`
     with torch.no_grad():
         flow, _ = model.eval().compute_flows(model.normalize(image), model.normalize(moved))
-    inside = (slice(None), slice(None), slice(32, -32), slice(32, -32))
-    return float((flow - true)[inside].norm(dim=1).mean() / true[inside].norm(dim=1).mean())
+    inside = torch.zeros(1, 256, 256)
+    inside[:, 32:-32, 32:-32] = 1.0
+    return end_point_ratio(flow, true, inside)
 
 
 def _mean_ratio(model: SuperSloMo) -> float:
