@@ -275,6 +275,35 @@ def test_flow_only_training_leaves_the_interpolation_unet_alone_and_scores_the_e
     assert (out / "best.safetensors").exists()
 
 
+def test_a_run_with_a_fixed_flow_unet_trains_only_the_interpolation_unet(
+    data_cache: Path, tmp_path: Path, tiny_model_path: Path
+) -> None:
+    config = tmp_path / "interp-only.json"
+    config.write_text(json.dumps({"width": 4, "resample": "bilinear", "crop": 32, "batch": 2, "val_every": 2,
+                                  "steps": 100, "warmup": 1, "lr": 0.01, "train_flow_net": False}))
+    out = tmp_path / "run"
+    run = _train(out, config, "--init", str(tiny_model_path), "--max-steps", "2", "--threads", "1")
+    assert run.returncode == 0, run.stderr
+    state = torch.load(out / "state.pt", weights_only=True)["model"]
+    init = load_model(tiny_model_path)
+    assert init.flow_net is not None
+    assert all(torch.equal(state[f"flow_net.{k}"], v) for k, v in init.flow_net.state_dict().items())
+    assert not all(torch.equal(state[f"interp_net.{k}"], v) for k, v in init.interp_net.state_dict().items())
+    # a fixed flow U-Net that was never trained is refused, before any step
+    refused = _train(tmp_path / "fresh", config, "--max-steps", "2", "--threads", "1")
+    assert refused.returncode != 0 and "give --init" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_fixed_flow_unet_needs_one_and_something_else_to_train() -> None:
+    from vs_superslomo.train.trainer import TrainConfig
+
+    with pytest.raises(ValueError, match="needs a flow U-Net"):
+        TrainConfig.from_dict({"flow": "dis", "train_flow_net": False})
+    with pytest.raises(ValueError, match="nothing to train"):
+        TrainConfig.from_dict({"train_flow_net": False, "losses": {"reconstruction": 0, "census": 0, "warping": 0,
+                                                                   "smoothness": 0, "flow": 1}})
+
+
 def test_the_flow_only_loss_is_the_end_point_term_of_the_full_loss() -> None:
     bank = PhotoBank(_photos(), [])
     rng = np.random.default_rng(3)

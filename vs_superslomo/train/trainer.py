@@ -78,6 +78,9 @@ class TrainConfig:
     transpose: float | None = None  # share of synthetic samples with x and y exchanged
     adam_eps: float | None = None
     flow_head_lr: float | None = None  # learning-rate multiplier of the flow U-Net's output layer
+    # False: the flow U-Net stays as --init gave it and only the interpolation U-Net learns, on those flows
+    # (the paper trains both at once; ours learns motion only from the end-point error, model card).
+    train_flow_net: bool = True
     losses: LossWeights = field(default_factory=LossWeights)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,10 @@ class TrainConfig:
             setattr(self, key, self.setting(key))
         if not 0 <= self.locked_off <= 1:
             raise ValueError(f"locked_off must be between 0 and 1, got {self.locked_off}")
+        if not self.train_flow_net and self.model.flow != "network":
+            raise ValueError("train_flow_net false needs a flow U-Net (flow \"network\")")
+        if not self.train_flow_net and self.losses.flow_only:
+            raise ValueError("train_flow_net false with only the end-point error leaves nothing to train")
         multiple = self.model.size_multiple
         if self.crop % multiple:
             raise ValueError(f"crop must be a multiple of {multiple} with unet_scale {self.model.unet_scale} "
@@ -289,11 +296,12 @@ def _parameter_groups(model: SuperSloMo, cfg: TrainConfig) -> list[dict[str, Any
     moves each weight by about the learning rate per step whatever its gradient, so at the common rate the
     flows grow too slowly to follow the labels.
     """
+    trained = [p for p in model.parameters() if p.requires_grad]
     scale = cfg.setting("flow_head_lr")
-    if model.flow_net is None or scale == 1.0:
-        return [{"params": list(model.parameters())}]
+    if model.flow_net is None or scale == 1.0 or not cfg.train_flow_net:
+        return [{"params": trained}]
     head = list(model.flow_net.conv3.parameters())
-    rest = [p for p in model.parameters() if all(p is not h for h in head)]
+    rest = [p for p in trained if all(p is not h for h in head)]
     return [{"params": rest}, {"params": head, "lr_scale": scale}]
 
 
@@ -309,6 +317,12 @@ class Run:
             if self.state_path.exists() else None
         self.cfg = _config(args, state)
         self.model, self.progress = _initial_model(self.cfg, None if state else args.init)
+        if not self.cfg.train_flow_net:
+            if state is None and not args.init:
+                raise SystemExit("error: train_flow_net false keeps the flow U-Net as it starts: give --init "
+                                 "weights with a trained one")
+            assert self.model.flow_net is not None  # TrainConfig checks the flow source
+            self.model.flow_net.requires_grad_(False)
         self.model.to(place.device).train()
         self.forward: nn.Module = _TrainingForward(self.model)
         if place.distributed:
