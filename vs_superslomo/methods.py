@@ -71,7 +71,8 @@ def _to_uint8_hwc(x: Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
-def _psnr(pred: Tensor, target: Tensor) -> float:
+def psnr(pred: Tensor, target: Tensor) -> float:
+    """PSNR of a (3, H, W) frame in [0, 1] against the truth, on 8-bit RGB as a user sees it (capped at 100 dB)."""
     from skimage.metrics import peak_signal_noise_ratio
 
     return min(float(peak_signal_noise_ratio(_to_uint8_hwc(target), _to_uint8_hwc(pred), data_range=255)), 100.0)
@@ -81,7 +82,7 @@ def frame_scores(pred: Tensor, target: Tensor) -> tuple[float, float]:
     from skimage.metrics import structural_similarity
 
     ssim = float(structural_similarity(_to_uint8_hwc(target), _to_uint8_hwc(pred), data_range=255, channel_axis=2))
-    return _psnr(pred, target), ssim
+    return psnr(pred, target), ssim
 
 
 def score_method(method: Method, items: Sequence[ValidationItem]) -> dict[str, Score]:
@@ -128,7 +129,7 @@ def truth_times(method: Method, item: ValidationItem, steps: int = TIMING_STEPS)
     frames = method(item.frame0, item.frame1, grid, item.before, item.after)
     found = []
     for nominal, target in zip(item.timesteps, item.targets, strict=True):
-        scores = [_psnr(frame, target) for frame in frames]
+        scores = [psnr(frame, target) for frame in frames]
         best = int(np.argmax(scores))
         found.append(TruthTime(nominal, grid[best], scores[best] - scores[grid.index(nominal)]))
     return found
